@@ -1,0 +1,161 @@
+"""The one error family of dingsync and the exit codes the CLI maps it to.
+
+Every error a user is meant to see is a ``DingsyncError``; the CLI prints its message
+as one line and exits with ``exit_code``. Anything else escaping the core is a bug.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    ERROR = 1
+    CHANGES = 2  # plan/drift --detailed-exitcode: changes or drift present
+    INTERNAL = 3  # a bug: an exception that is not a DingsyncError
+    INTERRUPTED = 130
+
+
+class DingsyncError(Exception):
+    """Base of every error meant for the user: one clear line, exit code 1."""
+
+    exit_code: int = ExitCode.ERROR
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One validation problem, located in the task file."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.path}: {self.message}"
+
+
+class ConfigError(DingsyncError):
+    """The task file is invalid; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class StateError(DingsyncError):
+    """The state file cannot be read, is of an unknown format, or cannot be written."""
+
+
+class LockError(DingsyncError):
+    """Another dingsync process holds the state lock."""
+
+
+class PlanError(DingsyncError):
+    """A saved plan no longer matches the task file or the state, or is unsafe."""
+
+
+class CredentialsError(DingsyncError):
+    """Credentials are missing, or DingTalk refused them."""
+
+
+class EndpointError(DingsyncError):
+    """The endpoint URL is not acceptable (for example plain http to a remote host)."""
+
+
+class ApiError(DingsyncError):
+    """DingTalk answered with an error code.
+
+    ``reason`` is the code that decides what to do: the ``sub_code`` when DingTalk wrapped
+    the error in errcode 88, else the ``errcode``. ``fatal`` errors stop the whole run
+    (bad credentials, monthly quota); the others fail only the record they concern.
+    """
+
+    fatal: bool = False
+
+    def __init__(
+        self,
+        api: str,
+        errcode: int,
+        errmsg: str,
+        sub_code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.api = api
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.sub_code = sub_code
+        self.request_id = request_id
+        self.reason = sub_code if (errcode == 88 and sub_code) else str(errcode)
+        shown = f"{errcode}/{sub_code}" if sub_code else str(errcode)
+        super().__init__(f"{api}: DingTalk error {shown}: {errmsg}")
+
+
+class InvalidUserError(ApiError):
+    """33012: the userid is not a member of the organisation."""
+
+
+class InvalidParameterError(ApiError):
+    """40035 / 400002 / 40068 / 40069: the request broke a documented field rule."""
+
+
+class DuplicateError(ApiError):
+    """854001 (or 400001): this biz_id, or this title and form today, already reached the user."""
+
+
+class DailyLimitError(ApiError):
+    """854002: the user already received 100 to-dos today (Asia/Shanghai day)."""
+
+
+class RateLimitError(ApiError):
+    """90018 / 90002 / 90005 / 90006, still answered after every retry."""
+
+
+class TransientApiError(ApiError):
+    """-1 (system busy), still answered after every retry."""
+
+
+class AuthError(ApiError):
+    """Token or credential errors that a fresh token did not cure."""
+
+    fatal = True
+
+
+class QuotaExceededError(ApiError):
+    """90020: the organisation's monthly call quota is spent; nothing more can be done."""
+
+    fatal = True
+
+
+class UnknownMethodError(ApiError):
+    """22: the gateway does not know this method (for example ``workrecord/get``)."""
+
+
+class PermissionDeniedError(ApiError):
+    """60011 / 60020: the app lacks the permission, or the caller IP is not allowed."""
+
+    fatal = True
+
+
+class TransportError(DingsyncError):
+    """No usable answer: connection refused or reset, timeout, HTTP 5xx, a non-JSON body.
+
+    ``maybe_committed`` is true when the request may have reached DingTalk and been
+    applied although no answer arrived; for a create this must be resolved before
+    anything is sent again.
+    """
+
+    fatal = False
+
+    def __init__(self, message: str, maybe_committed: bool = False) -> None:
+        self.maybe_committed = maybe_committed
+        super().__init__(message)
+
+
+class IpBlockedError(TransportError):
+    """DingTalk blocked this IP (HTML page or ``punish: deny``); it lasts minutes."""
+
+    fatal = True

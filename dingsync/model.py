@@ -1,0 +1,252 @@
+"""Plain, immutable values that flow between the loader, the planner, the state and the API.
+
+Nothing here does I/O. Dicts produced by ``to_dict`` are what the state and plan files hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import Literal
+
+Status = Literal["open", "done"]
+FormPairs = tuple[tuple[str, str], ...]
+
+# Fields of a to-do that dingsync sends and compares; their order is the order of diffs.
+CONTENT_FIELDS = (
+    "title",
+    "url",
+    "pc_url",
+    "form",
+    "source_name",
+    "originator_userid",
+    "pc_open_type",
+)
+
+
+@dataclass(frozen=True)
+class Content:
+    """What one create sends to DingTalk, apart from userid, biz_id and create_time."""
+
+    title: str
+    url: str
+    form: FormPairs
+    pc_url: str | None = None
+    source_name: str | None = None
+    originator_userid: str | None = None
+    pc_open_type: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "url": self.url,
+            "pc_url": self.pc_url,
+            "form": [{"title": t, "content": c} for t, c in self.form],
+            "source_name": self.source_name,
+            "originator_userid": self.originator_userid,
+            "pc_open_type": self.pc_open_type,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Content:
+        return cls(
+            title=data["title"],
+            url=data["url"],
+            form=tuple((item["title"], item["content"]) for item in data["form"]),
+            pc_url=data.get("pc_url"),
+            source_name=data.get("source_name"),
+            originator_userid=data.get("originator_userid"),
+            pc_open_type=data.get("pc_open_type"),
+        )
+
+    def fingerprint(self) -> str:
+        """A stable digest of the content: equal content, equal fingerprint, across versions."""
+        canonical = json.dumps(
+            self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+        )
+        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def make_address(key: str, userid: str) -> str:
+    return f"{key}@{userid}"
+
+
+@dataclass(frozen=True)
+class DesiredRecord:
+    """One (task key, userid) pair of the task file: the unit that becomes one remote record."""
+
+    key: str
+    userid: str
+    content: Content
+    status: Status = "open"
+    create_time_ms: int | None = None  # from the file's create_time; None means "now"
+    line: int = 0  # line of the task in the file, for messages
+
+    @property
+    def address(self) -> str:
+        return make_address(self.key, self.userid)
+
+
+@dataclass(frozen=True)
+class TaskFile:
+    """A loaded, fully validated task file."""
+
+    path: str
+    sha256: str  # of the file's bytes, so that a saved plan can tell the file changed
+    records: tuple[DesiredRecord, ...]
+
+    def by_address(self) -> dict[str, DesiredRecord]:
+        return {r.address: r for r in self.records}
+
+
+@dataclass(frozen=True)
+class RemoteRecord:
+    """One item of ``getbyuserid``: all that the list call reveals of a to-do."""
+
+    record_id: str
+    userid: str
+    create_time_ms: int
+    title: str
+    url: str
+    form: FormPairs
+    status: Status
+
+
+@dataclass(frozen=True)
+class StateRecord:
+    """A remote record that dingsync created (or imported) and manages."""
+
+    key: str
+    userid: str
+    record_id: str
+    biz_id: str
+    generation: int
+    content: Content
+    fingerprint: str
+    status: Status
+    create_time_ms: int
+    created_at: str
+    updated_at: str
+    # Who closed it: "dingsync" (apply completed it) or "assignee" (observed by a refresh).
+    completed_by: str | None = None
+    # Set by a refresh that found the record in neither list; the next apply recreates it.
+    missing: bool = False
+
+    @property
+    def address(self) -> str:
+        return make_address(self.key, self.userid)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "userid": self.userid,
+            "record_id": self.record_id,
+            "biz_id": self.biz_id,
+            "generation": self.generation,
+            "content": self.content.to_dict(),
+            "fingerprint": self.fingerprint,
+            "status": self.status,
+            "create_time": self.create_time_ms,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "completed_by": self.completed_by,
+            "missing": self.missing,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StateRecord:
+        return cls(
+            key=data["key"],
+            userid=data["userid"],
+            record_id=data["record_id"],
+            biz_id=data["biz_id"],
+            generation=int(data["generation"]),
+            content=Content.from_dict(data["content"]),
+            fingerprint=data["fingerprint"],
+            status=data["status"],
+            create_time_ms=int(data["create_time"]),
+            created_at=data["created_at"],
+            updated_at=data["updated_at"],
+            completed_by=data.get("completed_by"),
+            missing=bool(data.get("missing", False)),
+        )
+
+
+@dataclass(frozen=True)
+class PendingCreate:
+    """A create that was (or is about to be) sent but whose answer has not been recorded.
+
+    ``replaces`` names the record_id this create supersedes, so that a resumed run still
+    completes the old record.
+    """
+
+    key: str
+    userid: str
+    biz_id: str
+    generation: int
+    content: Content
+    fingerprint: str
+    create_time_ms: int
+    sent_at: str
+    replaces: str | None = None
+
+    @property
+    def address(self) -> str:
+        return make_address(self.key, self.userid)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "userid": self.userid,
+            "biz_id": self.biz_id,
+            "generation": self.generation,
+            "content": self.content.to_dict(),
+            "fingerprint": self.fingerprint,
+            "create_time": self.create_time_ms,
+            "sent_at": self.sent_at,
+            "replaces": self.replaces,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PendingCreate:
+        return cls(
+            key=data["key"],
+            userid=data["userid"],
+            biz_id=data["biz_id"],
+            generation=int(data["generation"]),
+            content=Content.from_dict(data["content"]),
+            fingerprint=data["fingerprint"],
+            create_time_ms=int(data["create_time"]),
+            sent_at=data["sent_at"],
+            replaces=data.get("replaces"),
+        )
+
+
+@dataclass
+class State:
+    """The whole state file in memory. Mutated only by the applier, saved by ``StateStore``."""
+
+    lineage: str
+    serial: int = 0
+    records: dict[str, StateRecord] = field(default_factory=dict)
+    pending: dict[str, PendingCreate] = field(default_factory=dict)
+    # Old records of replaced addresses that still have to be completed, by record_id.
+    retiring: dict[str, StateRecord] = field(default_factory=dict)
+    # Highest biz_id generation ever used per address; kept after `state rm` and completion
+    # because DingTalk refuses a biz_id it has seen once, forever.
+    generations: dict[str, int] = field(default_factory=dict)
+
+    def next_generation(self, address: str) -> int:
+        return self.generations.get(address, -1) + 1
+
+
+def biz_id_for(lineage: str, address: str, generation: int) -> str:
+    """The idempotency key of one create: ``dingsync-`` + 40 hex + ``-`` + generation.
+
+    Hashing keeps it ASCII and within DingTalk's 64 characters whatever the address holds.
+    """
+    digest = hashlib.sha256(f"{lineage}\n{address}\n{generation}".encode()).hexdigest()
+    return f"dingsync-{digest[:40]}-{generation}"

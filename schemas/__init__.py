@@ -1,0 +1,1 @@
+"""The JSON Schemas of dingsync, shipped inside the package as dingsync.schemas."""
