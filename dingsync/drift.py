@@ -1,0 +1,94 @@
+"""Pure drift judgement: what was sent (state) against what DingTalk lists now.
+
+The list call reveals only title, url, forms and open/done, so only those are compared;
+pc_url, source_name, originator and pc_open_type cannot be read back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from typing import Literal
+
+from deepdiff import DeepDiff
+
+from dingsync.model import RemoteRecord
+from dingsync.model import StateRecord
+
+DriftKind = Literal["completed", "missing", "modified"]
+
+
+@dataclass(frozen=True)
+class FieldDrift:
+    path: str  # e.g. "title", "form[1].content"
+    expected: Any
+    actual: Any
+
+
+@dataclass(frozen=True)
+class DriftItem:
+    address: str
+    record_id: str
+    kind: DriftKind
+    fields: tuple[FieldDrift, ...] = ()
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    items: tuple[DriftItem, ...]
+    checked: int
+
+    def of_kind(self, kind: DriftKind) -> tuple[DriftItem, ...]:
+        return tuple(i for i in self.items if i.kind == kind)
+
+    def summary(self) -> str:
+        if not self.items:
+            return f"No drift: {self.checked} records checked."
+        counts = ", ".join(
+            f"{len(self.of_kind(k))} {k}" for k in ("completed", "missing", "modified")
+        )
+        return f"Drift: {counts} ({self.checked} records checked)."
+
+
+def _comparable(title: str, url: str, form: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    return {"title": title, "url": url, "form": [{"title": t, "content": c} for t, c in form]}
+
+
+def _path(deepdiff_path: list[Any]) -> str:
+    text = ""
+    for part in deepdiff_path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def field_drift(sent: StateRecord, remote: RemoteRecord) -> tuple[FieldDrift, ...]:
+    """Field-level differences between what dingsync sent and what the list shows."""
+    expected = _comparable(sent.content.title, sent.content.url, sent.content.form)
+    actual = _comparable(remote.title, remote.url, remote.form)
+    diff = DeepDiff(expected, actual, ignore_order=False, view="tree")
+    drifts: list[FieldDrift] = []
+    for kind in ("values_changed", "type_changes"):
+        for level in diff.get(kind, []):
+            drifts.append(FieldDrift(_path(level.path(output_format="list")), level.t1, level.t2))
+    for kind in ("iterable_item_added", "iterable_item_removed"):
+        for level in diff.get(kind, []):
+            t1 = None if kind == "iterable_item_added" else level.t1
+            t2 = level.t2 if kind == "iterable_item_added" else None
+            drifts.append(FieldDrift(_path(level.path(output_format="list")), t1, t2))
+    return tuple(sorted(drifts, key=lambda d: d.path))
+
+
+def judge(records: list[StateRecord], observed: dict[str, RemoteRecord | None]) -> DriftReport:
+    """Classify each refreshed record; ``observed`` maps record_id to what was found."""
+    items: list[DriftItem] = []
+    for record in records:
+        remote = observed.get(record.record_id)
+        if remote is None:
+            items.append(DriftItem(record.address, record.record_id, "missing"))
+        elif remote.status == "done" and record.status == "open":
+            items.append(DriftItem(record.address, record.record_id, "completed"))
+        else:
+            fields = field_drift(record, remote)
+            if fields:
+                items.append(DriftItem(record.address, record.record_id, "modified", fields))
+    return DriftReport(tuple(sorted(items, key=lambda i: (i.address, i.kind))), len(records))

@@ -1,0 +1,176 @@
+"""Pure planning: desired records + state -> the changes that bring DingTalk in line.
+
+To-dos cannot be edited, so a content change is a replace (create the new record, then
+complete the old one), and a removal is a completion. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import Literal
+
+from dingsync.model import CONTENT_FIELDS
+from dingsync.model import Content
+from dingsync.model import DesiredRecord
+from dingsync.model import State
+from dingsync.model import StateRecord
+from dingsync.model import TaskFile
+
+# octoDNS-style guard: refuse to replace or complete a large share of what is managed.
+SAFETY_MIN_RECORDS = 10
+SAFETY_MAX_SHARE = 0.30
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class Create:
+    desired: DesiredRecord
+    # new | missing (gone remotely) | reopened (file says open again) | resume (interrupted)
+    reason: str = "new"
+    action: Literal["create"] = "create"
+
+    @property
+    def address(self) -> str:
+        return self.desired.address
+
+
+@dataclass(frozen=True)
+class Replace:
+    desired: DesiredRecord
+    current: StateRecord
+    changes: tuple[FieldChange, ...]
+    action: Literal["replace"] = "replace"
+
+    @property
+    def address(self) -> str:
+        return self.desired.address
+
+
+@dataclass(frozen=True)
+class Complete:
+    current: StateRecord
+    # removed (not in the file) | done (status: done) | replaced (old record of a replace)
+    reason: str = "removed"
+    action: Literal["complete"] = "complete"
+
+    @property
+    def address(self) -> str:
+        return self.current.address
+
+
+Change = Create | Replace | Complete
+
+
+@dataclass(frozen=True)
+class Plan:
+    creates: tuple[Create, ...] = ()
+    replaces: tuple[Replace, ...] = ()
+    completes: tuple[Complete, ...] = ()
+    managed: int = 0  # open records in state: the base of the safety share
+    unchanged: int = 0
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        return (*self.creates, *self.replaces, *self.completes)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.creates or self.replaces or self.completes)
+
+    def summary(self) -> str:
+        if not self.has_changes:
+            return "No changes."
+        return (
+            f"Plan: {len(self.creates)} to create, {len(self.replaces)} to replace, "
+            f"{len(self.completes)} to complete."
+        )
+
+    def destructive_count(self) -> int:
+        """Replacements and completions of records that are open now."""
+        return len(self.replaces) + sum(1 for c in self.completes if c.reason != "replaced")
+
+    def unsafe_reason(self) -> str | None:
+        """Why this plan needs --force, or None when it is within the safety threshold."""
+        touched = self.destructive_count()
+        if self.managed < SAFETY_MIN_RECORDS or touched <= SAFETY_MAX_SHARE * self.managed:
+            return None
+        share = 100.0 * touched / self.managed
+        return (
+            f"the plan would replace or complete {touched} of {self.managed} managed records "
+            f"({share:.0f}%, more than {SAFETY_MAX_SHARE:.0%}); review it and rerun with --force"
+        )
+
+
+def diff_content(before: Content, after: Content) -> tuple[FieldChange, ...]:
+    old, new = before.to_dict(), after.to_dict()
+    return tuple(FieldChange(f, old[f], new[f]) for f in CONTENT_FIELDS if old[f] != new[f])
+
+
+def _plan_desired(desired: DesiredRecord, current: StateRecord | None) -> Change | None:
+    if current is None:
+        return Create(desired)
+    if desired.status == "done":
+        if current.status == "open" and not current.missing:
+            return Complete(current, reason="done")
+        return None
+    if current.missing:
+        return Create(desired, reason="missing")
+    if current.status == "done":
+        # A record the assignee finished stays finished; one that dingsync closed because
+        # the file said done (or dropped the task) is assigned again when the file reopens it.
+        if current.completed_by == "dingsync":
+            return Create(desired, reason="reopened")
+        return None
+    changes = diff_content(current.content, desired.content)
+    if changes:
+        return Replace(desired, current, changes)
+    return None
+
+
+def make_plan(task_file: TaskFile, state: State) -> Plan:
+    """Compare the desired records with the state; every address lands in one bucket."""
+    creates: list[Create] = []
+    replaces: list[Replace] = []
+    completes: list[Complete] = []
+    desired_by_address = task_file.by_address()
+    unchanged = 0
+    for address, desired in desired_by_address.items():
+        if address in state.pending and address not in state.records:
+            creates.append(Create(desired, reason="resume"))
+            continue
+        change = _plan_desired(desired, state.records.get(address))
+        if change is None:
+            unchanged += 1
+        elif isinstance(change, Create):
+            creates.append(change)
+        elif isinstance(change, Replace):
+            replaces.append(change)
+        else:
+            completes.append(change)
+    for address, current in state.records.items():
+        if address not in desired_by_address and current.status == "open" and not current.missing:
+            completes.append(Complete(current, reason="removed"))
+    for old in state.retiring.values():
+        completes.append(Complete(old, reason="replaced"))
+    managed = sum(1 for r in state.records.values() if r.status == "open" and not r.missing)
+    notes = tuple(
+        f"{address}: an interrupted create will be confirmed before anything is sent"
+        for address in sorted(state.pending)
+    )
+    return Plan(
+        creates=tuple(sorted(creates, key=lambda c: c.address)),
+        replaces=tuple(sorted(replaces, key=lambda c: c.address)),
+        completes=tuple(sorted(completes, key=lambda c: (c.address, c.current.record_id))),
+        managed=managed,
+        unchanged=unchanged,
+        notes=notes,
+    )

@@ -1,0 +1,229 @@
+"""Plans, apply results and drift reports as text, markdown and JSON documents.
+
+Pure: every function returns a string or a dict; only the CLI writes to the terminal.
+JSON documents carry ``format_version`` (documented in the README); a breaking change to
+their shape bumps it.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+
+from dingsync import __version__
+from dingsync.drift import DriftReport
+from dingsync.model import TaskFile
+from dingsync.planner import Change
+from dingsync.planner import Complete
+from dingsync.planner import Create
+from dingsync.planner import Plan
+from dingsync.planner import Replace
+
+JSON_FORMAT_VERSION = 1
+
+Style = Callable[..., str]
+
+
+def _plain(text: str, **_: Any) -> str:
+    return text
+
+
+SYMBOLS = {"create": "+", "replace": "-/+", "complete": "✓"}
+COLORS = {"create": "green", "replace": "yellow", "complete": "cyan"}
+REASONS = {
+    "new": "",
+    "missing": "recreate: missing on DingTalk",
+    "reopened": "reopened in the file",
+    "resume": "interrupted create, confirmed first",
+    "removed": "removed from the file",
+    "done": "status: done",
+    "replaced": "old record of a replace",
+}
+
+
+def display_width(text: str) -> int:
+    """Terminal columns: CJK characters take two, so Chinese titles still align."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - display_width(text))
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(f"{i['title']}: {i['content']}" for i in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _detail(change: Change) -> str:
+    if isinstance(change, Complete):
+        reason = REASONS.get(change.reason, change.reason)
+        return f"{change.current.content.title}  ({reason}, {change.current.record_id})"
+    text = change.desired.content.title
+    if isinstance(change, Create) and REASONS.get(change.reason):
+        text += f"  ({REASONS[change.reason]})"
+    return text
+
+
+def plan_text(plan: Plan, style: Style = _plain) -> str:
+    lines: list[str] = []
+    changes = plan.changes
+    if changes:
+        label_width = max(len(f"{SYMBOLS[c.action]} {c.action}") for c in changes)
+        address_width = max(display_width(c.address) for c in changes)
+        lines.append("dingsync will perform these actions:")
+        lines.append("")
+        for change in changes:
+            label = _pad(f"{SYMBOLS[change.action]} {change.action}", label_width)
+            lines.append(
+                f"  {style(label, fg=COLORS[change.action])}  "
+                f"{_pad(change.address, address_width)}  {_detail(change)}"
+            )
+            if isinstance(change, Replace):
+                indent = " " * (label_width + 4)
+                for fc in change.changes:
+                    lines.append(f"{indent}{fc.field}: {_short(fc.before)} → {_short(fc.after)}")
+        lines.append("")
+    for note in plan.notes:
+        lines.append(f"Note: {note}")
+    lines.append(style(plan.summary(), bold=True))
+    return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def plan_markdown(plan: Plan, task_file: TaskFile) -> str:
+    lines = [f"#### dingsync plan for `{_md(task_file.path)}`", ""]
+    if plan.changes:
+        lines += ["| | action | address | details |", "|---|---|---|---|"]
+        for change in plan.changes:
+            details = _detail(change)
+            if isinstance(change, Replace):
+                details += "<br>" + "<br>".join(
+                    f"{fc.field}: {_short(fc.before)} → {_short(fc.after)}" for fc in change.changes
+                )
+            lines.append(
+                f"| {SYMBOLS[change.action]} | {change.action} | `{_md(change.address)}` "
+                f"| {_md(details)} |"
+            )
+        lines.append("")
+    lines.append(f"**{plan.summary()}**")
+    return "\n".join(lines) + "\n"
+
+
+def change_to_dict(change: Change) -> dict[str, Any]:
+    data: dict[str, Any] = {"action": change.action, "address": change.address}
+    if isinstance(change, Complete):
+        data.update(record_id=change.current.record_id, reason=change.reason)
+        return data
+    data.update(
+        key=change.desired.key,
+        userid=change.desired.userid,
+        status=change.desired.status,
+        content=change.desired.content.to_dict(),
+        fingerprint=change.desired.content.fingerprint(),
+    )
+    if isinstance(change, Create):
+        data["reason"] = change.reason
+    else:
+        data["record_id"] = change.current.record_id
+        data["diff"] = [
+            {"field": fc.field, "before": fc.before, "after": fc.after} for fc in change.changes
+        ]
+    return data
+
+
+def plan_document(
+    plan: Plan, task_file: TaskFile, state_path: str, lineage: str, serial: int
+) -> dict[str, Any]:
+    """The plan as JSON: printed by ``plan --json`` and saved by ``plan --out``."""
+    return {
+        "format_version": JSON_FORMAT_VERSION,
+        "kind": "plan",
+        "dingsync_version": __version__,
+        "task_file": {"path": task_file.path, "sha256": task_file.sha256},
+        "state": {"path": state_path, "lineage": lineage, "serial": serial},
+        "has_changes": plan.has_changes,
+        "summary": {
+            "create": len(plan.creates),
+            "replace": len(plan.replaces),
+            "complete": len(plan.completes),
+            "unchanged": plan.unchanged,
+            "managed": plan.managed,
+            "text": plan.summary(),
+        },
+        "unsafe": plan.unsafe_reason(),
+        "changes": [change_to_dict(c) for c in plan.changes],
+        "notes": list(plan.notes),
+    }
+
+
+def drift_document(report: DriftReport) -> dict[str, Any]:
+    return {
+        "checked": report.checked,
+        "summary": {k: len(report.of_kind(k)) for k in ("completed", "missing", "modified")},
+        "items": [
+            {
+                "address": item.address,
+                "record_id": item.record_id,
+                "kind": item.kind,
+                "fields": [
+                    {"path": f.path, "expected": f.expected, "actual": f.actual}
+                    for f in item.fields
+                ],
+            }
+            for item in report.items
+        ],
+    }
+
+
+DRIFT_EXPLAINED = {
+    "completed": "done on DingTalk (recorded; not recreated)",
+    "missing": "in neither list on DingTalk (recreated by the next apply)",
+    "modified": "changed on DingTalk",
+}
+
+
+def drift_text(report: DriftReport, style: Style = _plain) -> str:
+    lines: list[str] = []
+    if report.items:
+        width = max(display_width(i.address) for i in report.items)
+        for item in report.items:
+            tag = style(f"{item.kind:<9}", fg="yellow")
+            lines.append(f"  {tag}  {_pad(item.address, width)}  {DRIFT_EXPLAINED[item.kind]}")
+            for f in item.fields:
+                lines.append(f"{' ' * 13}{f.path}: {_short(f.expected)} → {_short(f.actual)}")
+        lines.append("")
+    lines.append(style(report.summary(), bold=True))
+    return "\n".join(lines)
+
+
+def drift_markdown(report: DriftReport) -> str:
+    lines = ["#### dingsync drift", ""]
+    if report.items:
+        lines += ["| kind | address | details |", "|---|---|---|"]
+        for item in report.items:
+            details = DRIFT_EXPLAINED[item.kind]
+            if item.fields:
+                details += "<br>" + "<br>".join(
+                    f"{f.path}: {_short(f.expected)} → {_short(f.actual)}" for f in item.fields
+                )
+            lines.append(f"| {item.kind} | `{_md(item.address)}` | {_md(details)} |")
+        lines.append("")
+    lines.append(f"**{report.summary()}**")
+    return "\n".join(lines) + "\n"
+
+
+def calls_text(counts: dict[str, int]) -> str:
+    total = sum(counts.values())
+    parts = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()) if n)
+    return f"API calls: {total}" + (f" ({parts})" if parts else "")
+
+
+def to_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True)

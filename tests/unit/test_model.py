@@ -1,0 +1,71 @@
+"""Fingerprints and biz_ids must never change across releases: state files depend on them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dingsync.model import CONTENT_FIELDS
+from dingsync.model import Content
+from dingsync.model import biz_id_for
+
+EXAMPLE = Content(
+    title="领取笔记本电脑",
+    url="https://intranet.example.com/it/laptop",
+    form=(("任务描述", "到 IT 服务台领取并签收"), ("截止日期", "2026-12-05")),
+    pc_url=None,
+    source_name="入职流程",
+    originator_userid="manager7078",
+    pc_open_type=2,
+)
+
+
+def test_fingerprint_is_pinned():
+    # Changing how fingerprints are computed would turn every managed record into a replace.
+    assert EXAMPLE.fingerprint() == (
+        "sha256:2ba6e6ce4b0ae934bb557eb499dde9cc9fbc5f660bd8b2a25eed9392d76c14e7"
+    )
+
+
+def test_every_content_field_changes_the_fingerprint():
+    changed = {
+        "title": "x",
+        "url": "https://x.example.com",
+        "pc_url": "https://pc.example.com",
+        "form": (("a", "b"),),
+        "source_name": "x",
+        "originator_userid": "x",
+        "pc_open_type": 4,
+    }
+    assert set(changed) == set(CONTENT_FIELDS)
+    for name, value in changed.items():
+        assert replace(EXAMPLE, **{name: value}).fingerprint() != EXAMPLE.fingerprint(), name
+
+
+def test_form_order_matters():
+    swapped = replace(EXAMPLE, form=tuple(reversed(EXAMPLE.form)))
+    assert swapped.fingerprint() != EXAMPLE.fingerprint()
+
+
+def test_content_round_trips_through_its_dict():
+    assert Content.from_dict(EXAMPLE.to_dict()) == EXAMPLE
+
+
+def test_biz_id_is_pinned():
+    assert biz_id_for("3f0c", "laptop@alice01", 0) == (
+        "dingsync-9990e8f3590e293e92383a4c39657f16c593befa-0"
+    )
+
+
+@given(
+    lineage=st.uuids().map(str),
+    address=st.text(min_size=1, max_size=200),
+    generation=st.integers(min_value=0, max_value=10**9),
+)
+def test_biz_id_fits_dingtalk(lineage, address, generation):
+    biz = biz_id_for(lineage, address, generation)
+    assert biz.startswith("dingsync-")
+    assert len(biz) <= 64 and biz.isascii()
+    assert biz != biz_id_for(lineage, address, generation + 1)
