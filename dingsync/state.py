@@ -1,0 +1,564 @@
+"""The state file: which remote record each address became, written so that no crash loses it.
+
+``StateStore`` is the only code that reads or writes ``<state>``, ``<state>.backup`` and
+``<state>.journal``.
+
+Two ways to make a result durable:
+
+* ``save(state)`` rewrites the whole file atomically (temp file, fsync, rename, fsync of
+  the folder), keeping the previous file as ``.backup``;
+* the journal helpers (``journal_pending``, ``journal_record``, ...) append one event line
+  to ``<state>.journal`` and fsync it, then apply the same event to the state in memory.
+  For a large state this is much cheaper than a rewrite per record.
+
+``load()`` folds a leftover journal into the state it returns, and ``save()`` removes the
+journal once the new file is durable, so the state in memory after ``load()`` is always
+what the acknowledged writes described.
+
+The journal begins with a ``begin`` line naming the lineage and serial of the state file
+it extends. That is how ``load()`` tells a journal still to be folded (same serial) from
+one that a ``save()`` already folded but had no time to remove (older serial).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from typing import TypeVar
+
+from dingsync import __version__
+from dingsync.errors import StateError
+from dingsync.model import PendingCreate
+from dingsync.model import State
+from dingsync.model import StateRecord
+
+FORMAT = 1
+
+# The top-level keys of a format-1 state file, all required, no others allowed.
+STATE_KEYS = frozenset(
+    {
+        "format",
+        "lineage",
+        "serial",
+        "dingsync_version",
+        "records",
+        "pending",
+        "retiring",
+        "generations",
+    }
+)
+
+Document = dict[str, Any]
+
+# MIGRATIONS[n] turns a format-n document into a format-(n + 1) one. Format 1 is the first
+# published format, so there is nothing to migrate yet; the next format change adds
+# MIGRATIONS[1] and bumps FORMAT.
+MIGRATIONS: dict[int, Callable[[Document], Document]] = {}
+
+# Journal event kinds. ``begin`` is the header line; the others change the state.
+JOURNAL_OPS = frozenset(
+    {"begin", "pending", "abandon", "record", "retire", "retired", "forget", "generation"}
+)
+
+_NEW_FILE_MODE = 0o644
+
+_Entry = TypeVar("_Entry", StateRecord, PendingCreate)
+
+
+def default_state_path(task_file: str | Path, sandbox: bool) -> Path:
+    """``state/<stem>.state.json`` (or ``.sandbox.state.json``), relative to the CWD."""
+    stem = Path(task_file).stem
+    suffix = ".sandbox.state.json" if sandbox else ".state.json"
+    return Path("state") / f"{stem}{suffix}"
+
+
+def apply_event(state: State, event: Mapping[str, Any]) -> None:
+    """Apply one journal event to ``state`` in memory.
+
+    Used both live (by the journal helpers) and when ``load()`` replays a journal, so the
+    two can never disagree. Every event is idempotent as part of its journal: replaying a
+    whole journal over a state that already holds it changes nothing.
+    """
+    op = event["op"]
+    if op == "pending":
+        pending = PendingCreate.from_dict(event["pending"])
+        state.pending[event["address"]] = pending
+        _raise_generation(state, event["address"], pending.generation)
+    elif op == "abandon":
+        state.pending.pop(event["address"], None)
+    elif op == "record":
+        record = StateRecord.from_dict(event["record"])
+        state.records[event["address"]] = record
+        state.pending.pop(event["address"], None)
+        _raise_generation(state, event["address"], record.generation)
+    elif op == "retire":
+        record = StateRecord.from_dict(event["record"])
+        state.retiring[event["record_id"]] = record
+        # Only the record being retired leaves `records`: on replay the address may already
+        # hold its successor, which must stay.
+        current = state.records.get(record.address)
+        if current is not None and current.record_id == event["record_id"]:
+            del state.records[record.address]
+    elif op == "retired":
+        state.retiring.pop(event["record_id"], None)
+    elif op == "forget":
+        state.records.pop(event["address"], None)
+    elif op == "generation":
+        _raise_generation(state, event["address"], int(event["value"]))
+    else:
+        raise ValueError(f"unknown journal event {op!r}")
+
+
+def _raise_generation(state: State, address: str, generation: int) -> None:
+    # DingTalk refuses a biz_id it has seen once, so the highest generation never goes down.
+    state.generations[address] = max(state.generations.get(address, -1), generation)
+
+
+class StateStore:
+    """Loads and saves one state file, its backup and its journal.
+
+    The methods may be called from several threads (a parallel apply): each journal write
+    and each save happens as one step.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.backup_path = self.path.with_name(self.path.name + ".backup")
+        self.journal_path = self.path.with_name(self.path.name + ".journal")
+        self._mutex = threading.RLock()
+        self._load_failed = False
+        # (lineage, serial) of the state file on disk, once this store has read or written it.
+        self._base: tuple[str, int] | None = None
+        # True once this store has checked (or started) the journal since the last load/save.
+        self._journal_ready = False
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def load(self) -> State:
+        """Read the state file and fold a leftover journal into it.
+
+        A missing file gives a new, empty state with a fresh lineage (written only by the
+        first ``save``). Any unreadable content raises ``StateError``, and ``save`` then
+        refuses to run until a ``load`` succeeds, so a damaged file is never overwritten.
+        """
+        with self._mutex:
+            self._load_failed = True
+            self._base = None
+            self._journal_ready = False
+            state, on_disk = self._read_state_file()
+            self._fold_journal(state, on_disk)
+            self._base = (state.lineage, state.serial)
+            self._load_failed = False
+            return state
+
+    def _read_state_file(self) -> tuple[State, bool]:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return State(lineage=str(uuid.uuid4())), False
+        except OSError as exc:
+            raise StateError(f"cannot read state file {self.path}: {exc.strerror}") from exc
+        return self._parse(raw), True
+
+    def _parse(self, raw: bytes) -> State:
+        if not raw.strip():
+            raise self._damaged("is empty")
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise self._damaged(f"is not UTF-8 text (byte {exc.start})") from exc
+        except json.JSONDecodeError as exc:
+            where = f"line {exc.lineno}, column {exc.colno}"
+            raise self._damaged(
+                f"is not valid JSON, perhaps truncated ({exc.msg} at {where})"
+            ) from exc
+        if not isinstance(doc, dict):
+            raise self._damaged("does not hold a JSON object")
+        doc = self._migrate(doc)
+        return self._state_from_document(doc)
+
+    def _migrate(self, doc: Document) -> Document:
+        fmt = doc.get("format")
+        if not isinstance(fmt, int) or isinstance(fmt, bool):
+            raise self._damaged("has no integer 'format' field")
+        if fmt > FORMAT:
+            raise StateError(
+                f"state file {self.path} was written by a newer dingsync (format {fmt}); "
+                f"this version reads format {FORMAT} — upgrade dingsync"
+            )
+        while fmt < FORMAT:
+            step = MIGRATIONS.get(fmt)
+            if step is None:
+                raise StateError(
+                    f"state file {self.path} has format {fmt}, which this dingsync cannot "
+                    f"migrate (it reads format {FORMAT})"
+                )
+            try:
+                doc = step(doc)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise self._damaged(f"cannot be migrated from format {fmt}: {exc!r}") from exc
+            fmt += 1
+            doc["format"] = fmt
+        return doc
+
+    def _state_from_document(self, doc: Document) -> State:
+        missing = sorted(STATE_KEYS - doc.keys())
+        if missing:
+            raise self._damaged(f"lacks field(s) {', '.join(missing)}")
+        unknown = sorted(doc.keys() - STATE_KEYS)
+        if unknown:
+            raise self._damaged(f"has unknown field(s) {', '.join(unknown)}")
+        lineage, serial = doc["lineage"], doc["serial"]
+        if not isinstance(lineage, str) or not lineage:
+            raise self._damaged("has no lineage")
+        if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
+            raise self._damaged("has a serial that is not a non-negative integer")
+        state = State(lineage=lineage, serial=serial)
+        state.records = self._entries(doc, "records", StateRecord.from_dict, "address")
+        state.pending = self._entries(doc, "pending", PendingCreate.from_dict, "address")
+        state.retiring = self._entries(doc, "retiring", StateRecord.from_dict, "record_id")
+        state.generations = self._generations(doc["generations"])
+        return state
+
+    def _entries(
+        self,
+        doc: Document,
+        field: str,
+        parse: Callable[[dict[str, Any]], _Entry],
+        key_attr: str,
+    ) -> dict[str, _Entry]:
+        section = doc[field]
+        if not isinstance(section, dict):
+            raise self._damaged(f"has a '{field}' field that is not an object")
+        entries: dict[str, _Entry] = {}
+        for key, data in section.items():
+            try:
+                entry = parse(data)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise self._damaged(f"has a malformed entry {field}[{key!r}] ({exc!r})") from exc
+            # The key is derived from the entry; a mismatch means a hand edit went wrong.
+            if getattr(entry, key_attr) != key:
+                raise self._damaged(f"files entry {field}[{key!r}] under the wrong {key_attr}")
+            entries[key] = entry
+        return entries
+
+    def _generations(self, section: object) -> dict[str, int]:
+        if not isinstance(section, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in section.values()
+        ):
+            raise self._damaged("has a 'generations' field that is not an object of integers")
+        return dict(section)
+
+    def _damaged(self, what: str) -> StateError:
+        hint = f"; {self.backup_path} holds the previous state" if self.backup_path.exists() else ""
+        return StateError(f"state file {self.path} {what}{hint}")
+
+    # -- the journal: reading --------------------------------------------------------------
+
+    def _fold_journal(self, state: State, on_disk: bool) -> None:
+        try:
+            raw = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StateError(f"cannot read journal {self.journal_path}: {exc.strerror}") from exc
+        header, events, _ = self._parse_journal(raw)
+        if header is None:
+            return  # only a torn first line: nothing was ever acknowledged
+        lineage, serial = header["lineage"], header["serial"]
+        if not on_disk:
+            if serial != 0:
+                raise StateError(
+                    f"journal {self.journal_path} extends serial {serial} of a state file "
+                    f"that is missing; restore {self.path} (from {self.backup_path}?) first"
+                )
+            # The run that wrote it never saved: its lineage (and so its biz_ids) stands.
+            state.lineage = lineage
+        elif lineage != state.lineage:
+            raise StateError(
+                f"journal {self.journal_path} belongs to another state (lineage {lineage}, "
+                f"not {state.lineage}); move it away if {self.path} is the state you want"
+            )
+        if serial < state.serial:
+            return  # a save already folded it and stopped before removing it
+        if serial > state.serial:
+            raise StateError(
+                f"journal {self.journal_path} extends serial {serial}, but {self.path} is at "
+                f"serial {state.serial}; was the state file replaced by an older copy?"
+            )
+        for number, event in events:
+            try:
+                apply_event(state, event)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise self._bad_journal(number, f"malformed event ({exc!r})") from exc
+
+    def _parse_journal(
+        self, raw: bytes
+    ) -> tuple[dict[str, Any] | None, list[tuple[int, dict[str, Any]]], int]:
+        """Return the header, the numbered events and the length of the good prefix.
+
+        Every acknowledged event ends with a newline, so bytes after the last newline are a
+        torn write and are dropped; so is a garbled last line. A bad line followed by good
+        ones is damage and raises ``StateError``.
+        """
+        terminated = raw.split(b"\n")[:-1]
+        header: dict[str, Any] | None = None
+        events: list[tuple[int, dict[str, Any]]] = []
+        good_length = 0
+        for index, line in enumerate(terminated):
+            event = _decode_event(line)
+            if event is None or (event["op"] == "begin") != (header is None):
+                if index == len(terminated) - 1:
+                    break
+                raise self._bad_journal(index + 1, "not a journal event")
+            if header is None:
+                header = self._check_header(event, index + 1)
+            else:
+                events.append((index + 1, event))
+            good_length += len(line) + 1
+        return header, events, good_length
+
+    def _check_header(self, event: dict[str, Any], number: int) -> dict[str, Any]:
+        fmt = event.get("format")
+        if isinstance(fmt, int) and fmt > FORMAT:
+            raise StateError(
+                f"journal {self.journal_path} was written by a newer dingsync (format {fmt}); "
+                f"this version reads format {FORMAT} — upgrade dingsync"
+            )
+        if not isinstance(event.get("lineage"), str) or not isinstance(event.get("serial"), int):
+            raise self._bad_journal(number, "header lacks lineage or serial")
+        return event
+
+    def _bad_journal(self, number: int, what: str) -> StateError:
+        return StateError(f"journal {self.journal_path} is damaged at line {number}: {what}")
+
+    # -- the journal: writing --------------------------------------------------------------
+
+    def append(self, event: Mapping[str, Any]) -> None:
+        """Append one event to the journal and fsync it; return once it is durable.
+
+        Needs a prior ``load()`` or ``save()``: the journal names the state file it extends.
+        """
+        op = event.get("op")
+        if op not in JOURNAL_OPS or op == "begin":
+            raise ValueError(f"not a journal event: {op!r}")
+        # A malformed event would make every later load fail: try it on a scratch state.
+        apply_event(State(lineage="check"), event)
+        line = _encode_event(event)
+        with self._mutex:
+            self._refuse_if_load_failed()
+            try:
+                self._append_line(line)
+            except OSError as exc:
+                raise StateError(f"cannot write journal {self.journal_path}: {exc}") from exc
+
+    def _append_line(self, line: bytes) -> None:
+        header = self._prepare_journal()
+        if header is not None:
+            self.journal_path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        fd = os.open(self.journal_path, flags, _NEW_FILE_MODE)
+        try:
+            # Header and first event in one write: a torn header never hides an event.
+            _write_all(fd, (header or b"") + line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if header is not None:
+            _fsync_directory(self.journal_path.parent)
+        self._journal_ready = True
+
+    def _prepare_journal(self) -> bytes | None:
+        """Make the journal ready for appending; return a header line if it must start anew."""
+        if self._journal_ready:
+            return None
+        if self._base is None:
+            raise RuntimeError("load() or save() the state before writing to its journal")
+        lineage, serial = self._base
+        try:
+            raw = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            raw = None
+        if raw is not None:
+            header, _, good_length = self._parse_journal(raw)
+            if header is not None and (header["lineage"], header["serial"]) == (lineage, serial):
+                if good_length < len(raw):
+                    # Cut a torn last line, or the next event would be glued onto it.
+                    os.truncate(self.journal_path, good_length)
+                return None
+            # Already folded into the state file (see load): start a new journal.
+            self.journal_path.unlink()
+        begin = {"op": "begin", "format": FORMAT, "lineage": lineage, "serial": serial}
+        return _encode_event(begin)
+
+    def commit(self, state: State, event: Mapping[str, Any]) -> None:
+        """Make ``event`` durable in the journal, then apply it to ``state`` in memory."""
+        with self._mutex:
+            self.append(event)
+            apply_event(state, event)
+
+    def journal_pending(self, state: State, pending: PendingCreate) -> None:
+        """A create is about to be sent: remember its address, biz_id and generation."""
+        event = {"op": "pending", "address": pending.address, "pending": pending.to_dict()}
+        self.commit(state, event)
+
+    def journal_abandon(self, state: State, address: str) -> None:
+        """DingTalk certainly refused the pending create of ``address``: drop it."""
+        self.commit(state, {"op": "abandon", "address": address})
+
+    def journal_record(self, state: State, record: StateRecord) -> None:
+        """A record now stands for its address (its pending create, if any, is resolved)."""
+        event = {"op": "record", "address": record.address, "record": record.to_dict()}
+        self.commit(state, event)
+
+    def journal_retire(self, state: State, record: StateRecord) -> None:
+        """``record`` is replaced: keep it in ``retiring`` until it has been completed."""
+        event = {"op": "retire", "record_id": record.record_id, "record": record.to_dict()}
+        self.commit(state, event)
+
+    def journal_retired(self, state: State, record_id: str) -> None:
+        """A retiring record has been completed remotely and needs no more work."""
+        self.commit(state, {"op": "retired", "record_id": record_id})
+
+    def journal_forget(self, state: State, address: str) -> None:
+        """Stop managing the record of ``address`` (its generation is kept)."""
+        self.commit(state, {"op": "forget", "address": address})
+
+    def journal_generation(self, state: State, address: str, value: int) -> None:
+        """Raise the highest generation used for ``address`` to ``value``."""
+        self.commit(state, {"op": "generation", "address": address, "value": value})
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def save(self, state: State) -> None:
+        """Write ``state`` with ``serial + 1`` atomically, then drop the folded journal.
+
+        ``state.serial`` is increased only once the new file is durable.
+        """
+        with self._mutex:
+            self._refuse_if_load_failed()
+            if self._base is None and self.journal_path.exists():
+                raise StateError(
+                    f"journal {self.journal_path} holds changes not yet in the state; "
+                    "load the state before saving it"
+                )
+            serial = state.serial + 1
+            data = serialize(state, serial)
+            self._write(data)
+            state.serial = serial
+            self._base = (state.lineage, serial)
+            # The file now holds everything the journal said; a crash before this unlink is
+            # harmless because load() skips a journal of an older serial.
+            self.journal_path.unlink(missing_ok=True)
+            self._journal_ready = False
+
+    def _refuse_if_load_failed(self) -> None:
+        if self._load_failed:
+            raise StateError(
+                f"state file {self.path} could not be read, so it will not be overwritten"
+            )
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                # Keep the mode of an existing file: its owner may have chosen it.
+                mode = self.path.stat().st_mode & 0o777
+            except FileNotFoundError:
+                mode = _NEW_FILE_MODE
+            else:
+                self._keep_backup()
+            _atomic_write(self.path, data, mode)
+        except OSError as exc:
+            raise StateError(f"cannot write state file {self.path}: {exc}") from exc
+
+    def _keep_backup(self) -> None:
+        """Make ``.backup`` the current file, so that it always holds a complete state."""
+        temp = self.backup_path.with_name(f".{self.backup_path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            os.link(self.path, temp)
+        except OSError:
+            # No hard links on this file system: copy instead, just as atomically.
+            _atomic_write(self.backup_path, self.path.read_bytes(), self.path.stat().st_mode)
+            return
+        try:
+            os.replace(temp, self.backup_path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+
+
+def serialize(state: State, serial: int | None = None) -> bytes:
+    """The bytes of the state file for ``state`` (at ``serial``, default its own)."""
+    doc = {
+        "format": FORMAT,
+        "lineage": state.lineage,
+        "serial": state.serial if serial is None else serial,
+        "dingsync_version": __version__,
+        "records": {address: r.to_dict() for address, r in state.records.items()},
+        "pending": {address: p.to_dict() for address, p in state.pending.items()},
+        "retiring": {record_id: r.to_dict() for record_id, r in state.retiring.items()},
+        "generations": dict(state.generations),
+    }
+    text = json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return text.encode("utf-8")
+
+
+def _encode_event(event: Mapping[str, Any]) -> bytes:
+    return (json.dumps(event, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _decode_event(line: bytes) -> dict[str, Any] | None:
+    try:
+        event = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(event, dict) or event.get("op") not in JOURNAL_OPS:
+        return None
+    return event
+
+
+def _atomic_write(path: Path, data: bytes, mode: int) -> None:
+    """Replace ``path`` with ``data``: readers see the old bytes or the new, never a mix."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temp = Path(name)
+    try:
+        try:
+            os.fchmod(fd, mode & 0o777)  # mkstemp creates 0600
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename or a new file in ``directory`` durable (POSIX; a no-op elsewhere)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
