@@ -25,6 +25,7 @@ from dingsync.errors import CredentialsError
 from dingsync.errors import DingsyncError
 from dingsync.errors import ExitCode
 from dingsync.errors import PlanError
+from dingsync.reporter import Reporter
 
 if TYPE_CHECKING:
     from dingsync.backend import Backend
@@ -213,7 +214,7 @@ def require_credentials(sandbox: bool) -> None:
 # ---------------------------------------------------------------- reporter
 
 
-class TerminalReporter:
+class TerminalReporter(Reporter):
     """Prints one line per change as it completes (to stderr, so --json stays clean)."""
 
     SYMBOLS = {"create": "+", "replace": "-/+", "complete": "✓"}

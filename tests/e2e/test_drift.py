@@ -1,0 +1,86 @@
+"""Drift: what assignees and admins do on the DingTalk side, seen by drift and apply."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import ONBOARDING
+from tests.e2e.conftest import dingsync
+from tests.e2e.conftest import write_tasks
+
+
+@pytest.fixture
+def applied(workdir, emulator):
+    write_tasks(workdir / "tasks.yaml", ONBOARDING)
+    run = dingsync("apply", "-y")
+    assert run.code == 0, run.err
+    return {
+        address: dingsync("state", "show", address, "--json").json()["record"]["record_id"]
+        for address in ("laptop@alice01", "laptop@bob02", "nda@alice01")
+    }
+
+
+def test_no_drift_right_after_apply(applied):
+    run = dingsync("drift", "--detailed-exitcode")
+    assert run.code == 0, run.err
+    assert "No drift: 3 records checked." in run.out
+
+
+def test_drift_classes_are_reported(applied, emulator):
+    emulator.complete(applied["laptop@alice01"])
+    emulator.delete(applied["laptop@bob02"])
+    emulator.modify(applied["nda@alice01"], title="签署保密协议（新版）")
+    run = dingsync("drift", "--detailed-exitcode")
+    assert run.code == 2, run.err
+    assert "Drift: 1 completed, 1 missing, 1 modified (3 records checked)." in run.out
+    assert 'title: "签署保密协议" → "签署保密协议（新版）"' in run.out
+    doc = dingsync("drift", "--json").json()
+    assert doc["kind"] == "drift" and doc["format_version"] == 1
+    kinds = {i["address"]: i["kind"] for i in doc["items"]}
+    # completed was recorded by the first drift run, so it is no longer open drift
+    assert kinds == {"laptop@bob02": "missing", "nda@alice01": "modified"}
+    md = dingsync("drift", "--format", "markdown").out
+    assert "| missing | `laptop@bob02` |" in md
+
+
+def test_completed_is_recorded_and_missing_is_recreated(applied, emulator):
+    emulator.complete(applied["laptop@alice01"])
+    emulator.delete(applied["laptop@bob02"])
+    assert dingsync("drift").code == 0
+    show = dingsync("state", "show", "laptop@alice01", "--json").json()["record"]
+    assert (show["status"], show["completed_by"]) == ("done", "assignee")
+    plan = dingsync("plan")
+    assert "Plan: 1 to create, 0 to replace, 0 to complete." in plan.out
+    assert "recreate: missing on DingTalk" in plan.out
+    run = dingsync("apply", "-y")
+    assert run.code == 0, run.err
+    bob = [r for r in emulator.records() if r["userid"] == "bob02"]
+    assert len(bob) == 1 and bob[0]["status"] == 0
+    assert bob[0]["record_id"] != applied["laptop@bob02"]
+    assert dingsync("plan", "--detailed-exitcode").code == 0
+
+
+def test_drift_uses_list_calls_not_one_per_record(applied, emulator):
+    before = emulator.call_counts().get("workrecord/getbyuserid", 0)
+    assert dingsync("drift").code == 0
+    lists = emulator.call_counts()["workrecord/getbyuserid"] - before
+    assert lists == 2  # one open-list page per user: alice01 and bob02
+
+
+def test_lookup_get_falls_back_on_errcode_22(applied, emulator):
+    run = dingsync("drift", "--lookup", "get")
+    assert run.code == 0, run.err
+    assert "errcode 22" in run.err
+    assert "No drift: 3 records checked." in run.out
+
+
+def test_state_rm_and_import(applied, emulator):
+    record_id = applied["nda@alice01"]
+    rm = dingsync("state", "rm", "nda@alice01")
+    assert rm.code == 0 and record_id in rm.out
+    assert "nda@alice01" not in dingsync("state", "list").out
+    imported = dingsync("import", "nda@alice01", record_id)
+    assert imported.code == 0, imported.err
+    assert dingsync("plan", "--detailed-exitcode").code == 0
+    missing = dingsync("import", "laptop@alice01", "record" + "0" * 32)
+    assert missing.code == 1 and "already managed" in missing.err
