@@ -1,0 +1,85 @@
+"""A built-in fake DingTalk: gettoken and the legacy ``topapi/workrecord`` calls over HTTP.
+
+Used by ``dingsync apply --sandbox`` (in-process), by the tests and benchmarks (over real
+HTTP on 127.0.0.1) and by ``dingsync emulator`` (``serve``). It reproduces the behaviour
+written down in dingtalk-api.md §10::
+
+    from dingsync.emulator import Emulator, EmulatorConfig
+
+    with Emulator(EmulatorConfig(qps=0, users={"alice01"})) as emu:
+        base_url = emu.url          # http://127.0.0.1:<port>
+        ...
+        emu.records()               # what DingTalk now holds
+
+DingTalk's side
+    ``GET /gettoken?appkey=&appsecret=``; ``POST /topapi/workrecord/add``, ``/update``,
+    ``/getbyuserid``, and with ``serve_workrecord_get`` also ``/topapi/workrecord/get``.
+    Other ``/topapi/...`` names and other HTTP methods get errcode 22; other paths get
+    errcode 404. Checks run in the order of §10.2 (method, token present, token valid and
+    live, rate limit, monthly quota, body, required fields, field rules, userid, duplicate,
+    daily cap). Faults are drawn, with a seeded generator, for workrecord calls that passed
+    the token check: ``http500`` (HTTP 500 or 502, HTML body), ``errcode-1`` (system busy),
+    ``reset`` (connection reset, no answer), ``lost_ack`` (the call takes effect, then the
+    connection closes without an answer), and, only when asked for, ``ipblock`` (the
+    ``punish: deny`` body) and ``qps-global`` (88/90002). Nothing is stored for a fault
+    other than ``lost_ack``.
+
+``workrecord/get`` (off by default; DingTalk has no such call, §6)
+    Body ``{"userid", "record_id"}`` (record_id only; a biz_id is not looked up). Answer
+    ``{"errcode": 0, "record": {"record_id", "create_time", "title", "url", "forms":
+    [{"title", "content"}], "status": 0|1}, "request_id"}``; a record that is unknown or
+    belongs to another user gives ``{"errcode": 0, "record": null, "request_id"}``.
+
+Choices where the documentation is silent
+    update of an unknown or foreign record answers ``result: <update_unknown_result>``
+    (false by default); an expired token gets 88/42001, an unknown or revoked one 88/40014;
+    gettoken answers any HTTP method but reads only the query string; the per-API rate limit is
+    a token bucket of ``qps`` calls refilled at ``qps`` per second; metered calls (for
+    ``monthly_quota``) are the workrecord calls that pass the token check and the rate
+    limit; days and months are counted in China time (UTC+8); the same-day duplicate rule
+    compares with the user's records that still exist (completed or not), while a biz_id,
+    once received, stays used even after its record is removed.
+
+Control API (JSON in and out, no token; not counted in ``call_counts``)
+    ``GET  /_emulator/records``                   -> ``{"records": [record, ...]}``
+    ``POST /_emulator/records/{record_id}/complete`` -> ``{"ok": true, "record": record}``
+    ``DELETE /_emulator/records/{record_id}``     -> ``{"ok": true}``
+    ``POST /_emulator/records/{record_id}/modify`` body ``{"title"?, "url"?, "forms"?}``
+                                                   -> ``{"ok": true, "record": record}``
+    ``GET  /_emulator/calls``                     -> ``{"calls": {api name: count}}``
+    ``GET  /_emulator/tokens``                    -> ``{"tokens": [token, ...]}``
+    ``POST /_emulator/tokens/revoke``             -> ``{"ok": true, "revoked": n}``
+    ``POST /_emulator/clock`` body ``{"advance": seconds}`` -> ``{"ok": true, "now": epoch}``
+    ``POST /_emulator/faults`` body any of ``rate, kinds, seed, latency_ms, qps``
+                                                   -> ``{"ok": true, "faults": settings}``
+    ``POST /_emulator/users`` body ``{"users": [userid, ...] | null}`` -> ``{"ok": true}``
+    ``POST /_emulator/reset``                     -> ``{"ok": true}``
+    A record is the dict of ``Emulator.records()``: record_id, userid, biz_id, title, url,
+    pcUrl, formItemList, originator_user_id, source_name, pc_open_type, create_time (ms),
+    status (0/1), app, created_at (epoch seconds). Errors: HTTP 400 (bad body) or 404
+    (unknown route or record) with ``{"error": message}``.
+"""
+
+from __future__ import annotations
+
+from dingsync.emulator.config import DEFAULT_APPKEY
+from dingsync.emulator.config import DEFAULT_APPSECRET
+from dingsync.emulator.config import DEFAULT_FAULT_KINDS
+from dingsync.emulator.config import FAULT_KINDS
+from dingsync.emulator.config import EmulatorConfig
+from dingsync.emulator.gateway import CALL_NAMES
+from dingsync.emulator.persist import EmulatorDataError
+from dingsync.emulator.server import Emulator
+from dingsync.emulator.server import serve
+
+__all__ = [
+    "CALL_NAMES",
+    "DEFAULT_APPKEY",
+    "DEFAULT_APPSECRET",
+    "DEFAULT_FAULT_KINDS",
+    "FAULT_KINDS",
+    "Emulator",
+    "EmulatorConfig",
+    "EmulatorDataError",
+    "serve",
+]
