@@ -1,0 +1,129 @@
+"""Client-side pacing of DingTalk calls: one adaptive limiter slot schedule per API.
+
+DingTalk meters each app at 20 calls per second *per API* and answers the excess with
+errcode 90018 (dingtalk-api.md §7.3). Its window is one second, so the limiter spaces the
+grants for one API at least ``1 / rate`` seconds apart: then no half-open one-second window
+ever holds more than ``rate`` grants, whatever the server's window alignment or bucket size.
+
+The rate adapts in the usual additive-increase / multiplicative-decrease way: a rate-limit
+answer halves it (down to a floor) and pauses that API briefly, and every quiet period
+without such an answer gives some of the rate back, up to the configured maximum.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+
+
+@dataclass
+class _Schedule:
+    """Pacing state of one API name."""
+
+    rate: float  # grants per second now
+    next_free: float = -math.inf  # earliest moment the next grant may happen
+    paused_until: float = -math.inf  # set by a rate-limit answer
+    last_decrease: float = -math.inf  # when the rate was last halved
+    quiet_since: float = -math.inf  # last rate-limit answer (or last recovery step)
+
+
+class RateLimiter:
+    """A thread-safe pacer with one schedule per API name.
+
+    ``max_qps`` of 0 or None means unlimited: ``acquire`` returns at once and ``penalize``
+    does nothing. ``clock`` and ``sleep`` are injectable so tests can run on a fake clock.
+    """
+
+    def __init__(
+        self,
+        max_qps: float | None = 20.0,
+        *,
+        min_qps: float = 1.0,
+        quiet_period: float = 2.0,
+        recovery_step: float | None = None,
+        decrease_cooldown: float = 1.0,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        if max_qps is not None and max_qps < 0:
+            raise ValueError("max_qps must be positive, or 0/None for unlimited")
+        self._max = float(max_qps) if max_qps else 0.0
+        self._floor = min(min_qps, self._max) if self._max else 0.0
+        self._quiet = quiet_period
+        # Climb from the floor back to the maximum in about ten quiet periods.
+        self._step = recovery_step if recovery_step is not None else max(self._max / 10, 0.5)
+        # Many workers tend to be refused in the same burst; one halving per window is enough.
+        self._cooldown = decrease_cooldown
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._schedules: dict[str, _Schedule] = {}
+
+    @property
+    def unlimited(self) -> bool:
+        return self._max == 0.0
+
+    @property
+    def max_qps(self) -> float:
+        return self._max
+
+    def rate(self, api: str) -> float:
+        """The current rate for ``api`` in grants per second (``inf`` when unlimited)."""
+        if self.unlimited:
+            return math.inf
+        with self._lock:
+            schedule = self._schedule(api)
+            self._recover(schedule, self._clock())
+            return schedule.rate
+
+    def acquire(self, api: str) -> float:
+        """Block until a call to ``api`` may be sent; return the seconds waited."""
+        if self.unlimited:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            schedule = self._schedule(api)
+            self._recover(schedule, now)
+            # Reserve a slot under the lock, wait for it outside: threads queue up in order
+            # without holding the lock while they sleep.
+            start = max(now, schedule.next_free, schedule.paused_until)
+            schedule.next_free = start + 1.0 / schedule.rate
+        wait = start - now
+        if wait > 0:
+            self._sleep(wait)
+        return max(wait, 0.0)
+
+    def penalize(self, api: str, pause: float = 1.0) -> None:
+        """Record a rate-limit answer for ``api``: halve its rate and pause it ``pause`` s."""
+        if self.unlimited:
+            return
+        with self._lock:
+            now = self._clock()
+            schedule = self._schedule(api)
+            schedule.paused_until = max(schedule.paused_until, now + pause)
+            if now - schedule.last_decrease >= self._cooldown:
+                schedule.rate = max(self._floor, schedule.rate / 2)
+                schedule.last_decrease = now
+            schedule.quiet_since = now
+
+    def _schedule(self, api: str) -> _Schedule:
+        schedule = self._schedules.get(api)
+        if schedule is None:
+            schedule = self._schedules[api] = _Schedule(rate=self._max)
+        return schedule
+
+    def _recover(self, schedule: _Schedule, now: float) -> None:
+        """Give back ``step`` per full quiet period since the last rate-limit answer."""
+        if schedule.rate >= self._max:
+            return
+        periods = math.floor((now - schedule.quiet_since) / self._quiet)
+        if periods <= 0:
+            return
+        schedule.rate = min(self._max, schedule.rate + periods * self._step)
+        schedule.quiet_since += periods * self._quiet

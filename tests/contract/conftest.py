@@ -1,0 +1,130 @@
+"""Fixtures for running the real client over HTTP against the real emulator on 127.0.0.1."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dingsync.client import DingTalkClient
+from dingsync.emulator import Emulator
+from dingsync.emulator import EmulatorConfig
+
+# Long enough to be found by a scan; the client must never print either.
+APP_KEY = "dingsync-contract-appkey-7f3a9c"
+APP_SECRET = "S3cr3t-contract-appsecret-5d8e1b0a"
+
+
+def config(**overrides: Any) -> EmulatorConfig:
+    """An emulator for one app, no rate limit and room for many adds a day."""
+    settings: dict[str, Any] = {
+        "apps": {APP_KEY: APP_SECRET},
+        "qps": 0,
+        "daily_limit": 1000,
+    }
+    settings.update(overrides)
+    return EmulatorConfig(**settings)
+
+
+@pytest.fixture(scope="session")
+def _shared_emulator() -> Iterator[Emulator]:
+    with Emulator(config()) as emu:
+        yield emu
+
+
+@pytest.fixture
+def emu(_shared_emulator: Emulator) -> Emulator:
+    """The shared emulator, fresh: no records, tokens, counters, faults or user list."""
+    _shared_emulator.reset()
+    return _shared_emulator
+
+
+class Transcript:
+    """Everything a test's clients said: log lines and the texts of errors they raised."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.texts: list[str] = []
+
+    def log(self, line: str) -> None:
+        self.lines.append(line)
+
+    def all_text(self) -> str:
+        return "\n".join(self.lines + self.texts)
+
+
+@pytest.fixture
+def transcript() -> Transcript:
+    return Transcript()
+
+
+StartEmulator = Callable[..., Emulator]
+
+
+@pytest.fixture
+def emulators(emu: Emulator) -> Iterator[list[Emulator]]:
+    """Every emulator a test used (the shared one first), for the secret scan."""
+    started: list[Emulator] = [emu]
+    yield started
+    for extra in started[1:]:
+        extra.stop()
+
+
+@pytest.fixture
+def start_emulator(emulators: list[Emulator]) -> StartEmulator:
+    """Start a private emulator with some settings changed; stopped after the test."""
+
+    def start(**overrides: Any) -> Emulator:
+        extra = Emulator(config(**overrides))
+        extra.start()
+        emulators.append(extra)
+        return extra
+
+    return start
+
+
+MakeClient = Callable[..., DingTalkClient]
+
+
+@pytest.fixture
+def make_client(
+    emu: Emulator, emulators: list[Emulator], transcript: Transcript
+) -> Iterator[MakeClient]:
+    """Build clients with fast backoff and a log; afterwards check no secret leaked.
+
+    The check runs after every test that used a client: neither the app key nor the
+    secret nor any token the emulator issued may appear in a log line, in the text of an
+    error the test recorded, or in the client's repr.
+    """
+    clients: list[DingTalkClient] = []
+    emulators: list[Emulator] = [emu]
+
+    def make(endpoint: str | None = None, **overrides: Any) -> DingTalkClient:
+        options: dict[str, Any] = {
+            "max_qps": 0,
+            "backoff_base": 0.01,
+            "backoff_cap": 0.05,
+            "timeout": (2.0, 10.0),
+            "log": transcript.log,
+            "rng": random.Random(7),
+        }
+        options.update(overrides)
+        key = options.pop("app_key", APP_KEY)
+        secret = options.pop("app_secret", APP_SECRET)
+        client = DingTalkClient(endpoint or emu.url, key, secret, **options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        transcript.texts.append(repr(client))
+        client.close()
+    text = transcript.all_text()
+    secrets = [APP_KEY, APP_SECRET]
+    for emulator in emulators:
+        secrets.extend(emulator.issued_tokens())
+    for secret in secrets:
+        assert secret not in text, "a secret or token leaked into a log line or error"
