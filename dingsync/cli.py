@@ -343,9 +343,12 @@ def plan(
 
     tf = load_tasks(task_file)
     path = state_path_for(task_file, state_path, sandbox)
-    state = StateStore(path).load()
+    store = StateStore(path)
+    state = store.load()
     the_plan = make_plan(tf, state)
-    document = plan_document(the_plan, tf, str(path), state.lineage, state.serial)
+    # A state that does not exist yet has no lineage: its first apply will create one.
+    lineage = state.lineage if store.exists() else None
+    document = plan_document(the_plan, tf, str(path), lineage, state.serial)
     if out_path:
         Path(out_path).write_text(to_json(document) + "\n", encoding="utf-8")
     fmt = fmt or ("json" if as_json else "text")
@@ -437,7 +440,8 @@ def apply(
         store = StateStore(path)
         state = store.load()
         if saved is not None:
-            check_saved_plan(saved, tf, state.lineage, state.serial)
+            lineage = state.lineage if store.exists() else None
+            check_saved_plan(saved, tf, lineage, state.serial)
         with open_backend(endpoint, sandbox, task_file, max_qps, verbose, parallelism) as backend:
             ledger = Ledger(state, store)
             unsettled = resolve_pending(ledger, backend, reporter)

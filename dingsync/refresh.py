@@ -25,8 +25,11 @@ class Observation:
 
 
 def records_to_refresh(records: list[StateRecord]) -> list[StateRecord]:
-    """Open records are the ones that can drift; done ones stay done."""
-    return [r for r in records if r.status == "open" and not r.missing]
+    """Open records are the ones that can drift; done ones stay done.
+
+    Records already seen missing are looked up again: they stay drift until recreated.
+    """
+    return [r for r in records if r.status == "open"]
 
 
 def _lookup_by_lists(

@@ -139,7 +139,7 @@ def change_to_dict(change: Change) -> dict[str, Any]:
 
 
 def plan_document(
-    plan: Plan, task_file: TaskFile, state_path: str, lineage: str, serial: int
+    plan: Plan, task_file: TaskFile, state_path: str, lineage: str | None, serial: int
 ) -> dict[str, Any]:
     """The plan as JSON: printed by ``plan --json`` and saved by ``plan --out``."""
     return {

@@ -38,13 +38,15 @@ def read_plan_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def check_saved_plan(saved: dict[str, Any], task_file: TaskFile, lineage: str, serial: int) -> None:
+def check_saved_plan(saved: dict[str, Any], task_file: TaskFile, lineage: str | None, serial: int) -> None:
     """Refuse a plan made against another task file or another state (Terraform's rule)."""
     problems = []
     if saved.get("task_file", {}).get("sha256") != task_file.sha256:
         problems.append(f"the task file {task_file.path} changed since the plan was made")
     state = saved.get("state", {})
-    if state.get("lineage") != lineage:
+    if state.get("lineage") is None and lineage is not None:
+        problems.append("the state was created since the plan was made")
+    elif state.get("lineage") != lineage:
         problems.append("the plan was made for another state (lineage differs)")
     elif state.get("serial") != serial:
         problems.append(

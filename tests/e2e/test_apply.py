@@ -153,7 +153,12 @@ def test_saved_plan_is_applied_and_refused_when_stale(workdir, tasks_file, emula
     assert run.code == 0, run.err
     assert len(emulator.records()) == 3
     again = dingsync("apply", "-y", "tfplan.json")
-    assert again.code == 1 and "serial" in again.err
+    assert again.code == 1 and "the state was created since the plan was made" in again.err
+    assert dingsync("plan", "--out", "tfplan.json").code == 0
+    dingsync("state", "rm", "nda@alice01")
+    moved = dingsync("apply", "-y", "tfplan.json")
+    assert moved.code == 1 and "serial" in moved.err
+    assert len(emulator.records()) == 3
 
 
 def test_safety_threshold_needs_force(workdir, emulator):
