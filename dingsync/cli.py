@@ -442,8 +442,10 @@ def apply(
         if saved is not None:
             lineage = state.lineage if store.exists() else None
             check_saved_plan(saved, tf, lineage, state.serial)
-        with open_backend(endpoint, sandbox, task_file, max_qps, verbose, parallelism) as backend:
-            ledger = Ledger(state, store)
+        with (
+            open_backend(endpoint, sandbox, task_file, max_qps, verbose, parallelism) as backend,
+            Ledger(state, store) as ledger,
+        ):
             unsettled = resolve_pending(ledger, backend, reporter)
             the_plan = make_plan(tf, ledger.state)
             if saved is not None:
@@ -560,8 +562,10 @@ def drift(
     with StateLock(path, command="drift", timeout=lock_timeout):
         store = StateStore(path)
         state = store.load()
-        with open_backend(endpoint, sandbox, task_file, max_qps, verbose) as backend:
-            ledger = Ledger(state, store)
+        with (
+            open_backend(endpoint, sandbox, task_file, max_qps, verbose) as backend,
+            Ledger(state, store) as ledger,
+        ):
             unsettled = resolve_pending(ledger, backend, reporter)
             report, fell_back = refresh_and_judge(ledger, backend, reporter, lookup)
             counts = dict(backend.call_counts)
@@ -685,7 +689,8 @@ def state_rm(
     path = state_path_for(task_file, state_path, sandbox)
     with StateLock(path, command="state rm", timeout=lock_timeout):
         store = StateStore(path)
-        record = Ledger(store.load(), store).forget(address)
+        with Ledger(store.load(), store) as ledger:
+            record = ledger.forget(address)
     if record is None:
         raise DingsyncError(f"{address} is not in the state")
     out(f"Removed {address} (record {record.record_id}) from the state.")
@@ -720,8 +725,10 @@ def import_(
     path = state_path_for(task_file, state_path, sandbox)
     with StateLock(path, command="import", timeout=lock_timeout):
         store = StateStore(path)
-        ledger = Ledger(store.load(), store)
-        with open_backend(endpoint, sandbox, task_file, max_qps, verbose) as backend:
+        with (
+            Ledger(store.load(), store) as ledger,
+            open_backend(endpoint, sandbox, task_file, max_qps, verbose) as backend,
+        ):
             record, differences = import_record(ledger, backend, tf, address, record_id)
     if as_json:
         out(

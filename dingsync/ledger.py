@@ -1,7 +1,12 @@
 """Every change to the state during a run goes through the Ledger, and is durable on return.
 
-Workers of the applier call it from several threads; one lock orders the mutations and
-the writes, so the file on disk always describes a prefix of what happened remotely.
+Each change is one journal event, appended and fsynced before the call returns, so a crash
+at any instant loses nothing; ``flush()`` folds the journal into the state file at the end
+of the run (and ``StateStore.load`` folds a leftover one at the next start). Appending keeps
+a large state from being rewritten once per remote write.
+
+Workers of the applier call the Ledger from several threads; one lock orders the
+read-modify-write steps, so the journal always describes a prefix of what happened remotely.
 """
 
 from __future__ import annotations
@@ -26,12 +31,26 @@ class Ledger:
     def __init__(self, state: State, store: StateStore) -> None:
         self.state = state
         self._store = store
-        self._lock = threading.Lock()
-        self.writes = 0
+        self._lock = threading.RLock()
+        self._dirty = False
 
-    def _persist(self) -> None:
-        self._store.save(self.state)
-        self.writes += 1
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Also after a failure: whatever was journaled is folded into the state file.
+        self.flush()
+
+    def _record(self, record: StateRecord) -> None:
+        self._store.journal_record(self.state, record)
+        self._dirty = True
+
+    def flush(self) -> None:
+        """Fold what this run journaled into the state file (temp file, fsync, rename)."""
+        with self._lock:
+            if self._dirty:
+                self._store.save(self.state)
+                self._dirty = False
 
     def known_record_ids(self) -> set[str]:
         with self._lock:
@@ -44,18 +63,15 @@ class Ledger:
     def begin_create(self, pending: PendingCreate) -> None:
         """Record the intent before the request leaves, so a crash cannot lose it."""
         with self._lock:
-            self.state.pending[pending.address] = pending
-            address = pending.address
-            self.state.generations[address] = max(
-                pending.generation, self.state.generations.get(address, -1)
-            )
-            self._persist()
+            self._store.journal_pending(self.state, pending)
+            self._dirty = True
 
     def abandon_create(self, address: str) -> None:
         """DingTalk certainly refused the create: nothing exists remotely for this intent."""
         with self._lock:
-            if self.state.pending.pop(address, None) is not None:
-                self._persist()
+            if address in self.state.pending:
+                self._store.journal_abandon(self.state, address)
+                self._dirty = True
 
     def finish_create(
         self, pending: PendingCreate, record_id: str, status: Status = "open"
@@ -84,56 +100,56 @@ class Ledger:
                 and old.status == "open"
                 and not old.missing
             ):
-                self.state.retiring[old.record_id] = old
-            self.state.records[pending.address] = record
-            self.state.pending.pop(pending.address, None)
-            self._persist()
+                # Retire first: a crash between the two events must not lose the old record,
+                # which still has to be completed.
+                self._store.journal_retire(self.state, old)
+            self._record(record)
         return record
 
     def mark_completed(self, record: StateRecord, by: str) -> None:
         """A record is done: completed by dingsync, or observed done (by the assignee)."""
         with self._lock:
-            self.state.retiring.pop(record.record_id, None)
+            if record.record_id in self.state.retiring:
+                self._store.journal_retired(self.state, record.record_id)
+                self._dirty = True
             current = self.state.records.get(record.address)
             if current is not None and current.record_id == record.record_id:
-                self.state.records[record.address] = replace(
-                    current, status="done", completed_by=by, missing=False, updated_at=utc_now()
+                self._record(
+                    replace(
+                        current,
+                        status="done",
+                        completed_by=by,
+                        missing=False,
+                        updated_at=utc_now(),
+                    )
                 )
-            self._persist()
 
     def record_observations(self, completed: list[StateRecord], missing: list[StateRecord]) -> None:
-        """Write what a refresh observed, in one write."""
-        if not completed and not missing:
-            return
+        """Write what a refresh observed: status only, nothing else."""
         now = utc_now()
         with self._lock:
             for record in completed:
                 current = self.state.records.get(record.address)
                 if current is not None and current.record_id == record.record_id:
-                    self.state.records[record.address] = replace(
-                        current, status="done", completed_by="assignee", updated_at=now
+                    self._record(
+                        replace(current, status="done", completed_by="assignee", updated_at=now)
                     )
             for record in missing:
                 current = self.state.records.get(record.address)
                 if current is not None and current.record_id == record.record_id:
-                    self.state.records[record.address] = replace(
-                        current, missing=True, updated_at=now
-                    )
-            self._persist()
+                    if not current.missing:
+                        self._record(replace(current, missing=True, updated_at=now))
 
     def adopt(self, record: StateRecord) -> None:
         """Take an existing remote record under management (``dingsync import``)."""
         with self._lock:
-            self.state.records[record.address] = record
-            self.state.generations[record.address] = max(
-                record.generation, self.state.generations.get(record.address, -1)
-            )
-            self._persist()
+            self._record(record)
 
     def forget(self, address: str) -> StateRecord | None:
         """Stop managing an address (``state rm``); the remote record is left alone."""
         with self._lock:
-            record = self.state.records.pop(address, None)
+            record = self.state.records.get(address)
             if record is not None:
-                self._persist()
+                self._store.journal_forget(self.state, address)
+                self._dirty = True
             return record

@@ -70,6 +70,8 @@ def test_validate_json_lists_every_problem(workdir):
 
 def test_corrupt_state_is_reported_and_never_overwritten(workdir, managed_state, emulator):
     write_tasks(workdir / "tasks.yaml", ONBOARDING)
+    # a second write, so that a .backup of the first exists to point the user at
+    assert dingsync("state", "rm", "nda@alice01", "--state", "state/live.json").code == 0
     truncated = managed_state.read_bytes()[:100]
     managed_state.write_bytes(truncated)
     for args in (["plan"], ["apply", "-y"], ["drift"]):
