@@ -376,7 +376,7 @@ def plan(
 @click.option(
     "--parallelism",
     type=click.IntRange(1, 64),
-    default=4,
+    default=8,
     show_default=True,
     help="Changes carried out at once.",
 )
