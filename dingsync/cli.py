@@ -25,6 +25,7 @@ from dingsync.errors import CredentialsError
 from dingsync.errors import DingsyncError
 from dingsync.errors import ExitCode
 from dingsync.errors import PlanError
+from dingsync.progress import ProgressBar
 from dingsync.reporter import Reporter
 
 if TYPE_CHECKING:
@@ -215,30 +216,46 @@ def require_credentials(sandbox: bool) -> None:
 
 
 class TerminalReporter(Reporter):
-    """Prints one line per change as it completes (to stderr, so --json stays clean)."""
+    """Reports to stderr (so --json stays clean): a progress bar on a terminal, else lines.
+
+    On a terminal each change is not printed (thousands would scroll away): the bar
+    counts them and only failures and notes are printed above it. In CI logs, where there
+    is no bar, every change gets its line.
+    """
 
     SYMBOLS = {"create": "+", "replace": "-/+", "complete": "✓"}
+    LABELS = {"apply": "Applying  ", "refresh": "Refreshing"}
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
+        self.tty = not quiet and sys.stderr.isatty()
+        self._bar: ProgressBar | None = None
 
     def _line(self, text: str) -> None:
-        if not self.quiet:
+        if self.quiet:
+            return
+        if self._bar is not None:
+            self._bar.write_line(text)
+        else:
             err(text)
 
     def resolved(self, address: str, outcome: str) -> None:
         self._line(f"  ~ {address}: interrupted create {outcome}")
 
     def started(self, total: int, what: str) -> None:
-        if what == "refresh" and total:
+        if self.tty and total:
+            self._bar = ProgressBar(sys.stderr, total, self.LABELS.get(what, what))
+        elif what == "refresh" and total:
             self._line(f"Refreshing {total} records…")
 
     def advanced(self, what: str) -> None:
-        pass
+        if self._bar is not None:
+            self._bar.advance()
 
     def succeeded(self, action: str, address: str, detail: str) -> None:
-        verb = {"create": "created", "replace": "replaced", "complete": "completed"}[action]
-        self._line(f"  {self.SYMBOLS[action]} {address}: {verb} ({detail})")
+        if not self.tty:
+            verb = {"create": "created", "replace": "replaced", "complete": "completed"}[action]
+            self._line(f"  {self.SYMBOLS[action]} {address}: {verb} ({detail})")
 
     def failed(self, action: str, address: str, message: str) -> None:
         self._line(style(f"  ! {address}: {action} failed: {redact(message)}", fg="red"))
@@ -247,7 +264,9 @@ class TerminalReporter(Reporter):
         self._line(f"Note: {message}")
 
     def finished(self, what: str) -> None:
-        pass
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 # ---------------------------------------------------------------- the group

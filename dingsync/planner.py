@@ -117,7 +117,8 @@ def diff_content(before: Content, after: Content) -> tuple[FieldChange, ...]:
 
 def _plan_desired(desired: DesiredRecord, current: StateRecord | None) -> Change | None:
     if current is None:
-        return Create(desired)
+        # A task that is done before dingsync ever sent it needs no to-do at all.
+        return None if desired.status == "done" else Create(desired)
     if desired.status == "done":
         if current.status == "open" and not current.missing:
             return Complete(current, reason="done")

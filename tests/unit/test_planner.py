@@ -120,6 +120,11 @@ def test_status_done_completes_an_open_record():
     assert isinstance(change, Complete) and change.reason == "done"
 
 
+def test_status_done_never_sent_is_not_created():
+    plan = make_plan(tasks(desired(status="done")), State(lineage="L"))
+    assert not plan.has_changes and plan.unchanged == 1
+
+
 def test_status_done_of_a_done_record_is_no_change():
     d = desired(status="done")
     plan = make_plan(tasks(d), state_of(managed(d, status="done", completed_by="dingsync")))
