@@ -38,7 +38,9 @@ def read_plan_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def check_saved_plan(saved: dict[str, Any], task_file: TaskFile, lineage: str | None, serial: int) -> None:
+def check_saved_plan(
+    saved: dict[str, Any], task_file: TaskFile, lineage: str | None, serial: int
+) -> None:
     """Refuse a plan made against another task file or another state (Terraform's rule)."""
     problems = []
     if saved.get("task_file", {}).get("sha256") != task_file.sha256:

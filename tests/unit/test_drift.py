@@ -8,7 +8,9 @@ from dingsync.model import Content
 from dingsync.model import RemoteRecord
 from dingsync.model import StateRecord
 
-SENT = Content("签署保密协议", "https://hr.example.com/nda", (("说明", "线上签署"), ("截止", "周五")))
+SENT = Content(
+    "签署保密协议", "https://hr.example.com/nda", (("说明", "线上签署"), ("截止", "周五"))
+)
 
 
 def record(record_id: str = "r1", key: str = "nda") -> StateRecord:
@@ -61,6 +63,7 @@ def test_added_and_removed_form_items():
 def test_summary_counts_each_kind():
     records = [record("r1", "a"), record("r2", "b"), record("r3", "c")]
     report = judge(
-        records, {"r1": remote("r1", status="done"), "r2": None, "r3": remote("r3", url="https://x")}
+        records,
+        {"r1": remote("r1", status="done"), "r2": None, "r3": remote("r3", url="https://x")},
     )
     assert report.summary() == "Drift: 1 completed, 1 missing, 1 modified (3 records checked)."

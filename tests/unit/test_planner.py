@@ -201,9 +201,7 @@ keys = st.lists(st.from_regex(r"[a-z][a-z0-9]{0,6}", fullmatch=True), unique=Tru
 @given(wanted=keys, existing=keys, titles=st.lists(st.sampled_from(["甲", "乙"]), min_size=12))
 def test_every_address_lands_in_exactly_one_bucket(wanted, existing, titles):
     ds = [desired(key=k, content=content(title=titles[i])) for i, k in enumerate(wanted)]
-    state = state_of(
-        *(managed(desired(key=k), record_id=f"r-{k}") for k in existing)
-    )
+    state = state_of(*(managed(desired(key=k), record_id=f"r-{k}") for k in existing))
     plan = make_plan(tasks(*ds), state)
     touched = [c.address for c in plan.changes]
     assert len(touched) == len(set(touched))
