@@ -690,7 +690,12 @@ def state_show(
 @file_options
 @click.argument("address")
 @click.option("--sandbox", is_flag=True, help="Use the sandbox state.")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0.0)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Wait this many seconds for the state lock instead of failing at once.",
+)
 def state_rm(
     task_file: str,
     state_path: str | None,
@@ -812,13 +817,23 @@ def schema() -> int:
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port (0: any free one).")
 @click.option("--data", type=click.Path(dir_okay=False), help="Persist records to this JSON file.")
 @click.option("--qps", default=20.0, show_default=True, type=float, help="Per app and API; 0: off.")
-@click.option("--latency-ms", default=0, show_default=True, type=int)
-@click.option("--token-ttl", default=7200, show_default=True, type=int)
-@click.option("--fault-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1))
+@click.option(
+    "--latency-ms", default=0, show_default=True, type=int, help="Added to every API answer."
+)
+@click.option(
+    "--token-ttl", default=7200, show_default=True, type=int, help="Access token lifetime (s)."
+)
+@click.option(
+    "--fault-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of workrecord calls that fail: HTTP 500, errcode -1, reset, lost answer.",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fault draws.")
 @click.option(
     "--serve-workrecord-get", is_flag=True, help="Answer topapi/workrecord/get (not in DingTalk)."
