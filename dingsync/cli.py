@@ -467,6 +467,13 @@ def apply(
         ):
             unsettled = resolve_pending(ledger, backend, reporter)
             the_plan = make_plan(tf, ledger.state)
+            plan_doc = plan_document(
+                the_plan,
+                tf,
+                str(path),
+                ledger.state.lineage if store.exists() else None,
+                ledger.state.serial,
+            )
             if saved is not None:
                 check_within_saved(the_plan, saved)
             unsafe = the_plan.unsafe_reason()
@@ -485,14 +492,14 @@ def apply(
             if not no_refresh and result.fatal is None:
                 report, fell_back = refresh_and_judge(ledger, backend, reporter, lookup)
             counts = dict(backend.call_counts)
-    failures = {**result.failed, **{u.split(":", 1)[0]: u for u in unsettled}}
+    failures = {**result.failed, **{a: m for a, _, m in (u.partition(": ") for u in unsettled)}}
     ok = result.ok and not unsettled
     if as_json:
         doc = {
             "format_version": 1,
             "kind": "apply",
             "ok": ok,
-            "plan": plan_document(the_plan, tf, str(path), state.lineage, state.serial),
+            "plan": plan_doc,
             "result": {
                 "created": sorted(result.created),
                 "replaced": sorted(result.replaced),
@@ -501,6 +508,7 @@ def apply(
                 "fatal": redact(result.fatal) if result.fatal else None,
             },
             "drift": drift_document(report) if report else None,
+            "lookup": lookup,
             "lookup_fell_back": fell_back,
             "api_calls": {"total": sum(counts.values()), "by_api": counts},
             "state": {"path": str(path), "serial": ledger.state.serial},
@@ -877,16 +885,29 @@ def emulator(
 # ---------------------------------------------------------------- entry point
 
 
+def _error_document(message: str, problems: list[dict[str, Any]]) -> None:
+    """With --json, a failed command still prints one JSON document (schemas/error.schema.json)."""
+    doc = {"format_version": 1, "kind": "error", "error": message, "problems": problems}
+    out(json.dumps(doc, ensure_ascii=False, indent=2))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every user-facing error becomes one line on stderr and exit 1."""
+    args = sys.argv[1:] if argv is None else argv
+    wants_json = "--json" in args
     try:
-        result = cli.main(args=argv, prog_name="dingsync", standalone_mode=False)
+        result = cli.main(args=args, prog_name="dingsync", standalone_mode=False)
     except ConfigError as exc:
         for problem in exc.problems:
             err(redact(str(problem)))
+        if wants_json:
+            doc = _problems_doc("", exc)
+            _error_document(f"{len(exc.problems)} problems in the task file", doc["problems"])
         return ExitCode.ERROR
     except DingsyncError as exc:
         err(style("Error: ", fg="red") + redact(str(exc)))
+        if wants_json:
+            _error_document(redact(str(exc)), [])
         return int(exc.exit_code)
     except click.exceptions.Abort:
         err("Aborted.")
