@@ -7,6 +7,7 @@ give the same faults. Only workrecord calls that carry a valid token draw.
 from __future__ import annotations
 
 import random
+from collections import Counter
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -36,6 +37,7 @@ class FaultPlan:
         self.kinds = tuple(kinds)
         self.seed = seed
         self._rng = random.Random(seed)
+        self.injected: Counter[str] = Counter()
 
     def settings(self) -> dict[str, Any]:
         return {"rate": self.rate, "kinds": list(self.kinds), "seed": self.seed}
@@ -46,7 +48,9 @@ class FaultPlan:
             return None
         if self._rng.random() >= self.rate:
             return None
-        return self.kinds[self._rng.randrange(len(self.kinds))]
+        kind = self.kinds[self._rng.randrange(len(self.kinds))]
+        self.injected[kind] += 1
+        return kind
 
     def gateway_status(self) -> int:
         return 500 if self._rng.random() < 0.5 else 502

@@ -154,6 +154,11 @@ class Emulator:
         with self._store.lock:
             return dict(self._gateway.settings.calls)
 
+    def fault_counts(self) -> dict[str, int]:
+        """Faults injected so far, by kind (since start, reset or the last set_faults)."""
+        with self._store.lock:
+            return dict(self._gateway.settings.faults.injected)
+
     def issued_tokens(self) -> list[str]:
         """Every access token ever issued, oldest first."""
         with self._store.lock:

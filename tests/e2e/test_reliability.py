@@ -96,6 +96,9 @@ def test_faults_of_every_kind_are_survived(tmp_path):
             if code == 0:
                 break
         assert codes[-1] == 0, f"still failing after {len(codes)} runs: {err}"
+        injected = emulator.fault_counts()
+        assert set(injected) == {"http500", "errcode-1", "reset", "lost_ack"}
+        print(f"\nfaults injected {sum(injected.values())} {injected}; runs {len(codes)}")
         emulator.set_faults(rate=0.0)
         assert_one_record_per_address(emulator, tmp_path / "state" / "tasks.state.json", 100)
         code, out, _ = finish(cli(tmp_path, emulator.url, "plan", "--detailed-exitcode"))
@@ -121,6 +124,7 @@ def test_kill_at_random_moments_never_duplicates(tmp_path):
         code, out, err = finish(cli(tmp_path, emulator.url, "apply", "-y"))
         assert code == 0, err
         assert kills >= 4
+        print(f"\nSIGKILLs {kills}; records {len(emulator.records())}")
         assert_one_record_per_address(emulator, tmp_path / "state" / "tasks.state.json", 150)
 
 
