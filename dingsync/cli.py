@@ -842,6 +842,12 @@ def schema() -> int:
     type=click.FloatRange(0, 1),
     help="Share of workrecord calls that fail: HTTP 500, errcode -1, reset, lost answer.",
 )
+@click.option(
+    "--fault-kinds",
+    default="http500,errcode-1,reset,lost_ack",
+    show_default=True,
+    help="Comma-separated faults to draw from (also: ipblock, qps-global).",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fault draws.")
 @click.option(
     "--serve-workrecord-get", is_flag=True, help="Answer topapi/workrecord/get (not in DingTalk)."
@@ -854,6 +860,7 @@ def emulator(
     latency_ms: int,
     token_ttl: int,
     fault_rate: float,
+    fault_kinds: str,
     seed: int,
     serve_workrecord_get: bool,
 ) -> int:
@@ -866,18 +873,26 @@ def emulator(
     from dingsync.emulator import EmulatorConfig
     from dingsync.emulator import serve
 
+    from dingsync.emulator.config import check_fault_settings
+
+    kinds = tuple(k.strip() for k in fault_kinds.split(",") if k.strip())
     app_key = os.environ.get("DINGTALK_APP_KEY") or SANDBOX_KEY
     app_secret = os.environ.get("DINGTALK_APP_SECRET") or SANDBOX_SECRET
-    config = EmulatorConfig(
-        apps={app_key: app_secret},
-        qps=qps,
-        latency_ms=latency_ms,
-        token_ttl=token_ttl,
-        fault_rate=fault_rate,
-        seed=seed,
-        serve_workrecord_get=serve_workrecord_get,
-        data_path=data,
-    )
+    try:
+        check_fault_settings(fault_rate, kinds)
+        config = EmulatorConfig(
+            apps={app_key: app_secret},
+            qps=qps,
+            latency_ms=latency_ms,
+            token_ttl=token_ttl,
+            fault_rate=fault_rate,
+            fault_kinds=kinds,
+            seed=seed,
+            serve_workrecord_get=serve_workrecord_get,
+            data_path=data,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
     serve(config, host, port)
     return ExitCode.OK
 
