@@ -101,16 +101,9 @@ def test_the_team_loop(workdir, emulator, monkeypatch):
     drift = dingsync("drift", "--detailed-exitcode", "--format", "markdown")
     assert drift.code == 2 and "| completed | `laptop@alice01` |" in drift.out
     # next branch: the NDA title changes, the laptop task is dropped
-    write_tasks(
-        tasks,
-        ONBOARDING.replace("签署保密协议", "签署保密协议（2027 版）").split("      - key: laptop")[
-            0
-        ]
-        + "      - key: nda"
-        + ONBOARDING.split("      - key: nda")[1].replace(
-            "签署保密协议", "签署保密协议（2027 版）"
-        ),
-    )
+    header, rest = ONBOARDING.split("      - key: laptop")
+    nda = "      - key: nda" + rest.split("      - key: nda")[1]
+    write_tasks(tasks, header + nda.replace("签署保密协议", "签署保密协议（2027 版）"))
     plan = dingsync("plan", "--detailed-exitcode")
     assert plan.code == 2
     # alice's laptop record is done already: only bob's is completed
