@@ -61,6 +61,23 @@ def err(text: str) -> None:
     click.echo(text, err=True, color=use_color(sys.stderr))
 
 
+def out_json(document: dict[str, Any]) -> None:
+    """One JSON document on stdout: indented for a person at a terminal, compact otherwise.
+
+    Compact output goes through the C encoder, which matters for plans of 100,000 records.
+    """
+    pretty = sys.stdout.isatty()
+    out(
+        json.dumps(
+            document,
+            ensure_ascii=False,
+            sort_keys=True,
+            indent=2 if pretty else None,
+            separators=None if pretty else (",", ":"),
+        )
+    )
+
+
 def redact(text: str) -> str:
     secret = os.environ.get("DINGTALK_APP_SECRET")
     if secret:
@@ -68,12 +85,15 @@ def redact(text: str) -> str:
     return text
 
 
-def append_step_summary(markdown: str) -> None:
-    """On GitHub Actions, the markdown also lands on the run's summary page."""
+def append_step_summary(markdown: Callable[[], str]) -> None:
+    """On GitHub Actions, the markdown also lands on the run's summary page.
+
+    Takes a function, so that the markdown of a large plan is only built when wanted.
+    """
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(markdown + "\n")
+            fh.write(markdown() + "\n")
 
 
 # ---------------------------------------------------------------- shared options
@@ -290,7 +310,7 @@ def validate(task_file: str, state_path: str | None, as_json: bool, verbose: boo
         tf = load_tasks(task_file)
     except ConfigError as exc:
         if as_json:
-            out(json.dumps(_problems_doc(task_file, exc), ensure_ascii=False, indent=2))
+            out_json(_problems_doc(task_file, exc))
             return ExitCode.ERROR
         raise
     if as_json:
@@ -302,7 +322,7 @@ def validate(task_file: str, state_path: str | None, as_json: bool, verbose: boo
             "records": len(tf.records),
             "problems": [],
         }
-        out(json.dumps(doc, ensure_ascii=False, indent=2))
+        out_json(doc)
     else:
         tasks = len({r.key for r in tf.records})
         out(f"{task_file}: valid ({tasks} tasks, {len(tf.records)} records)")
@@ -365,14 +385,15 @@ def plan(
     store = StateStore(path)
     state = store.load()
     the_plan = make_plan(tf, state)
-    # A state that does not exist yet has no lineage: its first apply will create one.
-    lineage = state.lineage if store.exists() else None
-    document = plan_document(the_plan, tf, str(path), lineage, state.serial)
-    if out_path:
-        Path(out_path).write_text(to_json(document) + "\n", encoding="utf-8")
     fmt = fmt or ("json" if as_json else "text")
-    if fmt == "json":
-        out(to_json(document))
+    if out_path or fmt == "json":
+        # A state that does not exist yet has no lineage: its first apply will create one.
+        lineage = state.lineage if store.exists() else None
+        document = plan_document(the_plan, tf, str(path), lineage, state.serial)
+        if out_path:
+            Path(out_path).write_text(to_json(document) + "\n", encoding="utf-8")
+        if fmt == "json":
+            out_json(document)
     elif fmt == "markdown":
         out(plan_markdown(the_plan, tf))
     else:
@@ -381,7 +402,7 @@ def plan(
             err(f"Warning: apply will refuse this plan without --force: {the_plan.unsafe_reason()}")
         if out_path:
             out(f"Saved the plan to {out_path}; apply it with: dingsync apply {out_path}")
-    append_step_summary(plan_markdown(the_plan, tf))
+    append_step_summary(lambda: plan_markdown(the_plan, tf))
     if detailed_exitcode and the_plan.has_changes:
         return ExitCode.CHANGES
     return ExitCode.OK
@@ -439,7 +460,6 @@ def apply(
     from dingsync.render import plan_document
     from dingsync.render import plan_markdown
     from dingsync.render import plan_text
-    from dingsync.render import to_json
     from dingsync.state import StateStore
     from dingsync.workflow import check_saved_plan
     from dingsync.workflow import check_within_saved
@@ -513,7 +533,7 @@ def apply(
             "api_calls": {"total": sum(counts.values()), "by_api": counts},
             "state": {"path": str(path), "serial": ledger.state.serial},
         }
-        out(to_json(doc))
+        out_json(doc)
     else:
         done = len(result.created) + len(result.replaced) + len(result.completed)
         line = (
@@ -533,10 +553,9 @@ def apply(
         if report is not None:
             out(drift_text(report, style))
         out(calls_text(counts))
-    summary = plan_markdown(the_plan, tf)
-    if report is not None:
-        summary += "\n" + drift_markdown(report)
-    append_step_summary(summary)
+    append_step_summary(
+        lambda: plan_markdown(the_plan, tf) + ("\n" + drift_markdown(report) if report else "")
+    )
     return ExitCode.OK if ok else ExitCode.ERROR
 
 
@@ -579,7 +598,6 @@ def drift(
     from dingsync.render import drift_document
     from dingsync.render import drift_markdown
     from dingsync.render import drift_text
-    from dingsync.render import to_json
     from dingsync.state import StateStore
     from dingsync.workflow import refresh_and_judge
 
@@ -607,13 +625,13 @@ def drift(
             "unsettled": [redact(u) for u in unsettled],
             "api_calls": {"total": sum(counts.values()), "by_api": counts},
         }
-        out(to_json(doc))
+        out_json(doc)
     elif fmt == "markdown":
         out(drift_markdown(report))
     else:
         out(drift_text(report, style))
         out(calls_text(counts))
-    append_step_summary(drift_markdown(report))
+    append_step_summary(lambda: drift_markdown(report))
     if unsettled:
         for u in unsettled:
             err(f"Error: {redact(u)}")
@@ -642,13 +660,7 @@ def state_list(
 
     st = StateStore(state_path_for(task_file, state_path, sandbox)).load()
     if as_json:
-        out(
-            json.dumps(
-                {"format_version": 1, "kind": "state-list", "addresses": sorted(st.records)},
-                ensure_ascii=False,
-                indent=2,
-            )
-        )
+        out_json({"format_version": 1, "kind": "state-list", "addresses": sorted(st.records)})
     else:
         for address in sorted(st.records):
             out(address)
@@ -676,14 +688,7 @@ def state_show(
         raise DingsyncError(f"{address} is not in the state")
     data = record.to_dict()
     if as_json:
-        out(
-            json.dumps(
-                {"format_version": 1, "kind": "state-show", "address": address, "record": data},
-                ensure_ascii=False,
-                indent=2,
-                sort_keys=True,
-            )
-        )
+        out_json({"format_version": 1, "kind": "state-show", "address": address, "record": data})
     else:
         out(address)
         width = max(len(k) for k in data)
@@ -763,19 +768,14 @@ def import_(
         ):
             record, differences = import_record(ledger, backend, tf, address, record_id)
     if as_json:
-        out(
-            json.dumps(
-                {
-                    "format_version": 1,
-                    "kind": "import",
-                    "address": address,
-                    "record": record.to_dict(),
-                    "differences": differences,
-                },
-                ensure_ascii=False,
-                indent=2,
-                sort_keys=True,
-            )
+        out_json(
+            {
+                "format_version": 1,
+                "kind": "import",
+                "address": address,
+                "record": record.to_dict(),
+                "differences": differences,
+            }
         )
     else:
         out(f"Imported {record_id} as {address} ({record.status}).")
@@ -872,7 +872,6 @@ def emulator(
     """
     from dingsync.emulator import EmulatorConfig
     from dingsync.emulator import serve
-
     from dingsync.emulator.config import check_fault_settings
 
     kinds = tuple(k.strip() for k in fault_kinds.split(",") if k.strip())
@@ -903,7 +902,7 @@ def emulator(
 def _error_document(message: str, problems: list[dict[str, Any]]) -> None:
     """With --json, a failed command still prints one JSON document (schemas/error.schema.json)."""
     doc = {"format_version": 1, "kind": "error", "error": message, "problems": problems}
-    out(json.dumps(doc, ensure_ascii=False, indent=2))
+    out_json(doc)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 from typing import Literal
 
-from deepdiff import DeepDiff
-
 from dingsync.model import RemoteRecord
 from dingsync.model import StateRecord
 
@@ -65,6 +63,11 @@ def field_drift(sent: StateRecord, remote: RemoteRecord) -> tuple[FieldDrift, ..
     """Field-level differences between what dingsync sent and what the list shows."""
     expected = _comparable(sent.content.title, sent.content.url, sent.content.form)
     actual = _comparable(remote.title, remote.url, remote.form)
+    if expected == actual:
+        return ()
+    # Imported here: deepdiff is heavy, and most records have not drifted.
+    from deepdiff import DeepDiff
+
     diff = DeepDiff(expected, actual, ignore_order=False, view="tree")
     drifts: list[FieldDrift] = []
     for kind in ("values_changed", "type_changes"):

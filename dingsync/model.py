@@ -27,7 +27,7 @@ CONTENT_FIELDS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Content:
     """What one create sends to DingTalk, apart from userid, biz_id and create_time."""
 
@@ -74,7 +74,7 @@ def make_address(key: str, userid: str) -> str:
     return f"{key}@{userid}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DesiredRecord:
     """One (task key, userid) pair of the task file: the unit that becomes one remote record."""
 
@@ -90,7 +90,7 @@ class DesiredRecord:
         return make_address(self.key, self.userid)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskFile:
     """A loaded, fully validated task file."""
 
@@ -102,7 +102,7 @@ class TaskFile:
         return {r.address: r for r in self.records}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RemoteRecord:
     """One item of ``getbyuserid``: all that the list call reveals of a to-do."""
 
@@ -115,7 +115,7 @@ class RemoteRecord:
     status: Status
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StateRecord:
     """A remote record that dingsync created (or imported) and manages."""
 
@@ -175,7 +175,7 @@ class StateRecord:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PendingCreate:
     """A create that was (or is about to be) sent but whose answer has not been recorded.
 

@@ -163,15 +163,14 @@ class StateStore:
 
     def _read_state_file(self) -> tuple[State, bool]:
         try:
-            raw = self.path.read_bytes()
+            return self._parse(self.path.read_bytes()), True
         except FileNotFoundError:
             return State(lineage=str(uuid.uuid4())), False
         except OSError as exc:
             raise StateError(f"cannot read state file {self.path}: {exc.strerror}") from exc
-        return self._parse(raw), True
 
     def _parse(self, raw: bytes) -> State:
-        if not raw.strip():
+        if not raw or raw.isspace():  # not strip(): that would copy a 100 MB state
             raise self._damaged("is empty")
         try:
             doc = json.loads(raw.decode("utf-8"))
@@ -241,7 +240,9 @@ class StateStore:
         if not isinstance(section, dict):
             raise self._damaged(f"has a '{field}' field that is not an object")
         entries: dict[str, _Entry] = {}
-        for key, data in section.items():
+        # Popping frees each parsed dict as soon as its entry is built.
+        while section:
+            key, data = section.popitem()
             try:
                 entry = parse(data)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -7,8 +7,8 @@ give the same faults. Only workrecord calls that carry a valid token draw.
 from __future__ import annotations
 
 import random
-from collections import Counter
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
