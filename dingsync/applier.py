@@ -27,8 +27,10 @@ from dingsync.model import StateRecord
 from dingsync.model import biz_id_for
 from dingsync.planner import Change
 from dingsync.planner import Complete
+from dingsync.planner import Create
 from dingsync.planner import Plan
-from dingsync.planner import Replace
+from dingsync.recovery import adopt
+from dingsync.recovery import find_remote
 from dingsync.recovery import settle
 from dingsync.reporter import Reporter
 
@@ -44,10 +46,6 @@ class ApplyResult:
     @property
     def ok(self) -> bool:
         return not self.failed and self.fatal is None
-
-
-class _Stop(Exception):
-    """Raised inside workers once a fatal error was seen, so queued work is skipped."""
 
 
 class Applier:
@@ -71,13 +69,22 @@ class Applier:
         result = ApplyResult()
         changes = list(plan.changes)
         self.reporter.started(len(changes), "apply")
-        with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
+        pool = ThreadPoolExecutor(max_workers=self.parallelism)
+        try:
             futures: list[Future[None]] = [
                 pool.submit(self._run_guarded, change, result) for change in changes
             ]
-        for future in futures:
-            future.result()  # a worker never raises by design: if one does, it is a bug
-        self.reporter.finished("apply")
+            for future in futures:
+                future.result()  # a worker never raises by design: if one does, it is a bug
+        except BaseException:
+            # Ctrl-C or a bug: start nothing new, and let the calls in flight finish and
+            # be recorded before the state is saved and the lock released.
+            self._stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            self.reporter.finished("apply")
         return result
 
     def _run_guarded(self, change: Change, result: ApplyResult) -> None:
@@ -107,15 +114,26 @@ class Applier:
             self.reporter.advanced("apply")
 
     def _run(self, change: Change) -> str:
+        if change.pending is not None and not isinstance(change, Create):
+            # The interrupted create is no longer wanted as it was: close it by its biz_id
+            # (in case it did land unseen) and drop the intent.
+            self._cancel(change.pending)
+            if isinstance(change, Complete):
+                return f"interrupted create {change.pending.biz_id} cancelled"
         if isinstance(change, Complete):
             return self._complete(change.current)
-        if isinstance(change, Replace):
-            new = self._create(change.desired, replaces=change.current)
-            # The old record already moved to `retiring` with the new one's arrival; a
-            # failure here leaves it there, and the next plan completes it.
-            self._complete(change.current)
-            return new.record_id
-        return self._create(change.desired, replaces=None).record_id
+        if isinstance(change, Create) and change.pending is not None:
+            record, retired = settle(self.ledger, self.backend, change.pending)
+        else:
+            record, retired = self._create(change.desired)
+        if retired is not None:
+            # The record this one supersedes: completed only once its successor exists.
+            self._complete(retired)
+        return record.record_id
+
+    def _cancel(self, pending: PendingCreate) -> None:
+        self.backend.complete(pending.userid, pending.biz_id)
+        self.ledger.abandon_create(pending.address)
 
     def _complete(self, record: StateRecord) -> str:
         known = self.backend.complete(record.userid, record.record_id)
@@ -127,9 +145,16 @@ class Applier:
             )
         return record.record_id
 
-    def _create(self, desired: DesiredRecord, replaces: StateRecord | None) -> StateRecord:
+    def _create(self, desired: DesiredRecord) -> tuple[StateRecord, StateRecord | None]:
         state = self.ledger.state
         generation = state.next_generation(desired.address)
+        # A create_time from the file is shifted by the generation (milliseconds): every
+        # record of one address then has its own, so a lookup can never adopt an older one.
+        create_time_ms = (
+            desired.create_time_ms + generation
+            if desired.create_time_ms is not None
+            else self._clock_ms()
+        )
         pending = PendingCreate(
             key=desired.key,
             userid=desired.userid,
@@ -137,9 +162,11 @@ class Applier:
             generation=generation,
             content=desired.content,
             fingerprint=desired.content.fingerprint(),
-            create_time_ms=desired.create_time_ms or self._clock_ms(),
+            create_time_ms=create_time_ms,
             sent_at=utc_now(),
-            replaces=replaces.record_id if replaces else None,
+            replaces=state.records[desired.address].record_id
+            if desired.address in state.records
+            else None,
         )
         self.ledger.begin_create(pending)
         try:
@@ -151,20 +178,26 @@ class Applier:
                 self.ledger.abandon_create(pending.address)
                 raise
             # The answer was lost: never send blindly; settle it like an interrupted run.
-            return self._settle(pending)
+            return settle(self.ledger, self.backend, pending)
         except DuplicateError as exc:
-            # The biz_id is brand new, so this is the same-title-and-form-today rule.
-            self.ledger.abandon_create(pending.address)
-            raise DingsyncError(
-                f"{exc}; DingTalk accepts one to-do with the same title and form per user per "
-                "day (change the title or form, or apply again tomorrow)"
-            ) from None
+            return self._duplicate(pending, exc)
         except ApiError as exc:
             if not exc.fatal:
                 self.ledger.abandon_create(pending.address)
             raise
         return self.ledger.finish_create(pending, record_id)
 
-    def _settle(self, pending: PendingCreate) -> StateRecord:
-        settle(self.ledger, self.backend, pending)
-        return self.ledger.record(pending.address)
+    def _duplicate(
+        self, pending: PendingCreate, exc: DuplicateError
+    ) -> tuple[StateRecord, StateRecord | None]:
+        """854001 on a first send: an earlier attempt with this biz_id may have landed
+        (a retried answer, a restored state); otherwise it is the same-day content rule."""
+        remote = find_remote(self.backend, [pending], self.ledger.known_record_ids())
+        found = remote.get(pending.address)
+        if found is not None:
+            return adopt(self.ledger, pending, found)
+        self.ledger.abandon_create(pending.address)
+        raise DingsyncError(
+            f"{exc}; DingTalk accepts one to-do with the same title and form per user per "
+            "day (change the title or form, or apply again tomorrow)"
+        ) from None

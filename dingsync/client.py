@@ -16,6 +16,7 @@ import ipaddress
 import json
 import random
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -524,7 +525,10 @@ class DingTalkClient:
             ) from None
         if errcode == 0:
             if status != 200:  # success needs both (§11); a proxy may have answered
-                raise TransportError(f"{api}: HTTP {status} with errcode 0 [{shown}]")
+                # ...but the request did get through, and may have been applied.
+                raise TransportError(
+                    f"{api}: HTTP {status} with errcode 0 [{shown}]", maybe_committed=True
+                )
             return payload
         sub_code = payload.get("sub_code")
         sub = str(sub_code) if sub_code not in (None, "") else None
@@ -713,12 +717,31 @@ def _is_ip_block(response: requests.Response, payload: object) -> bool:
     return "html" in content_type or response.content.lstrip()[:1] == b"<"
 
 
+def _caused_by_handshake(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            current = reason
+        elif current.args and isinstance(current.args[0], BaseException):
+            current = current.args[0]
+        else:
+            current = current.__cause__ or current.__context__
+    return False
+
+
 def _nothing_sent(exc: requests.RequestException) -> bool:
     """True when the failure happened before any byte of the request left (connect phase)."""
     if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError)):
         return True
     if isinstance(exc, requests.exceptions.SSLError):
-        return True  # the TLS handshake failed: the request itself never went out
+        # Only a failed handshake (certificate, protocol) proves nothing was sent; a TLS
+        # error while reading the answer may follow a request that was applied.
+        return _caused_by_handshake(exc)
     if isinstance(exc, requests.exceptions.ConnectionError) and exc.args:
         reason = exc.args[0]
         if isinstance(reason, MaxRetryError):

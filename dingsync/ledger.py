@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 from datetime import timezone
 
+from dingsync.errors import StateError
 from dingsync.model import PendingCreate
 from dingsync.model import State
 from dingsync.model import StateRecord
@@ -32,7 +33,8 @@ class Ledger:
         self.state = state
         self._store = store
         self._lock = threading.RLock()
-        self._dirty = False
+        # A journal left by an interrupted run is written into the state file by this one.
+        self._dirty = store.folded_journal
 
     def __enter__(self) -> Ledger:
         return self
@@ -63,6 +65,13 @@ class Ledger:
     def begin_create(self, pending: PendingCreate) -> None:
         """Record the intent before the request leaves, so a crash cannot lose it."""
         with self._lock:
+            earlier = self.state.pending.get(pending.address)
+            if earlier is not None and earlier.biz_id != pending.biz_id:
+                # A second intent would take a new biz_id: if the first one landed after
+                # all, the user would get the to-do twice.
+                raise StateError(
+                    f"{pending.address}: an earlier create ({earlier.biz_id}) is not settled"
+                )
             self._store.journal_pending(self.state, pending)
             self._dirty = True
 
@@ -75,8 +84,11 @@ class Ledger:
 
     def finish_create(
         self, pending: PendingCreate, record_id: str, status: Status = "open"
-    ) -> StateRecord:
-        """Move a pending create into records; the record it replaces starts retiring."""
+    ) -> tuple[StateRecord, StateRecord | None]:
+        """Move a pending create into records; the record it replaces starts retiring.
+
+        Returns the new record and the retired one (still to be completed), if any.
+        """
         now = utc_now()
         record = StateRecord(
             key=pending.key,
@@ -92,6 +104,7 @@ class Ledger:
             updated_at=now,
             completed_by="assignee" if status == "done" else None,
         )
+        retired = None
         with self._lock:
             old = self.state.records.get(pending.address)
             if (
@@ -103,8 +116,9 @@ class Ledger:
                 # Retire first: a crash between the two events must not lose the old record,
                 # which still has to be completed.
                 self._store.journal_retire(self.state, old)
+                retired = old
             self._record(record)
-        return record
+        return record, retired
 
     def mark_completed(self, record: StateRecord, by: str) -> None:
         """A record is done: completed by dingsync, or observed done (by the assignee)."""
@@ -124,10 +138,19 @@ class Ledger:
                     )
                 )
 
-    def record_observations(self, completed: list[StateRecord], missing: list[StateRecord]) -> None:
-        """Write what a refresh observed: status only, nothing else."""
+    def record_observations(
+        self,
+        completed: list[StateRecord],
+        missing: list[StateRecord],
+        found_again: list[StateRecord] | None = None,
+    ) -> None:
+        """Write what a refresh observed: status and presence only, nothing else."""
         now = utc_now()
         with self._lock:
+            for record in found_again or []:
+                current = self.state.records.get(record.address)
+                if current is not None and current.record_id == record.record_id:
+                    self._record(replace(current, missing=False, updated_at=now))
             for record in completed:
                 current = self.state.records.get(record.address)
                 if current is not None and current.record_id == record.record_id:

@@ -14,6 +14,7 @@ from typing import Literal
 from dingsync.model import CONTENT_FIELDS
 from dingsync.model import Content
 from dingsync.model import DesiredRecord
+from dingsync.model import PendingCreate
 from dingsync.model import State
 from dingsync.model import StateRecord
 from dingsync.model import TaskFile
@@ -35,6 +36,8 @@ class Create:
     desired: DesiredRecord
     # new | missing (gone remotely) | reopened (file says open again) | resume (interrupted)
     reason: str = "new"
+    # For "resume": the interrupted create, sent again with its own biz_id if still absent.
+    pending: PendingCreate | None = None
     action: Literal["create"] = "create"
 
     @property
@@ -47,6 +50,8 @@ class Replace:
     desired: DesiredRecord
     current: StateRecord
     changes: tuple[FieldChange, ...]
+    # Set when ``current`` is an interrupted create whose content the file has changed since.
+    pending: PendingCreate | None = None
     action: Literal["replace"] = "replace"
 
     @property
@@ -58,7 +63,10 @@ class Replace:
 class Complete:
     current: StateRecord
     # removed (not in the file) | done (status: done) | replaced (old record of a replace)
+    # | interrupted (a create that never settled and is no longer wanted)
     reason: str = "removed"
+    # Set for "interrupted": completed by its biz_id, which DingTalk's update accepts.
+    pending: PendingCreate | None = None
     action: Literal["complete"] = "complete"
 
     @property
@@ -95,8 +103,9 @@ class Plan:
         )
 
     def destructive_count(self) -> int:
-        """Replacements and completions of records that are open now."""
-        return len(self.replaces) + sum(1 for c in self.completes if c.reason != "replaced")
+        """Replacements and completions of managed records that are open now."""
+        replaced = sum(1 for r in self.replaces if r.pending is None)
+        return replaced + sum(1 for c in self.completes if c.reason in ("removed", "done"))
 
     def unsafe_reason(self) -> str | None:
         """Why this plan needs --force, or None when it is within the safety threshold."""
@@ -137,34 +146,91 @@ def _plan_desired(desired: DesiredRecord, current: StateRecord | None) -> Change
     return None
 
 
+def as_record(pending: PendingCreate) -> StateRecord:
+    """An interrupted create seen as the record it may have become.
+
+    Its biz_id stands in for the record_id: DingTalk's update accepts either.
+    """
+    return StateRecord(
+        key=pending.key,
+        userid=pending.userid,
+        record_id=pending.biz_id,
+        biz_id=pending.biz_id,
+        generation=pending.generation,
+        content=pending.content,
+        fingerprint=pending.fingerprint,
+        status="open",
+        create_time_ms=pending.create_time_ms,
+        created_at=pending.sent_at,
+        updated_at=pending.sent_at,
+    )
+
+
+def _plan_pending(desired: DesiredRecord | None, pending: PendingCreate) -> Change:
+    """An interrupted create that the lists did not show: resume it only if still wanted.
+
+    Never a fresh create over it: that would take a new biz_id, and if the interrupted
+    one did land after all, the user would get the to-do twice.
+    """
+    wanted_open = desired is not None and desired.status == "open"
+    if desired is not None and wanted_open and desired.content.fingerprint() == pending.fingerprint:
+        return Create(desired, reason="resume", pending=pending)
+    ghost = as_record(pending)
+    if desired is None or not wanted_open:
+        return Complete(ghost, reason="interrupted", pending=pending)
+    return Replace(desired, ghost, diff_content(pending.content, desired.content), pending=pending)
+
+
+class _Buckets:
+    def __init__(self) -> None:
+        self.creates: list[Create] = []
+        self.replaces: list[Replace] = []
+        self.completes: list[Complete] = []
+        self.unchanged = 0
+
+    def add(self, change: Change | None) -> None:
+        if change is None:
+            self.unchanged += 1
+        elif isinstance(change, Create):
+            self.creates.append(change)
+        elif isinstance(change, Replace):
+            self.replaces.append(change)
+        else:
+            self.completes.append(change)
+
+
 def make_plan(task_file: TaskFile, state: State) -> Plan:
     """Compare the desired records with the state; every address lands in one bucket."""
-    creates: list[Create] = []
-    replaces: list[Replace] = []
-    completes: list[Complete] = []
+    buckets = _Buckets()
     desired_by_address = task_file.by_address()
-    unchanged = 0
     for address, desired in desired_by_address.items():
-        if address in state.pending and address not in state.records:
-            creates.append(Create(desired, reason="resume"))
+        current = state.records.get(address)
+        pending = state.pending.get(address)
+        if pending is None:
+            buckets.add(_plan_desired(desired, current))
             continue
-        change = _plan_desired(desired, state.records.get(address))
-        if change is None:
-            unchanged += 1
-        elif isinstance(change, Create):
-            creates.append(change)
-        elif isinstance(change, Replace):
-            replaces.append(change)
-        else:
-            completes.append(change)
+        change = _plan_pending(desired, pending)
+        buckets.add(change)
+        # A resumed or replaced interrupted create retires the record it supersedes when it
+        # lands; a cancelled one leaves that record to its own fate (status: done).
+        if isinstance(change, Complete) and current is not None:
+            follow_up = _plan_desired(desired, current)
+            if follow_up is not None:
+                buckets.add(follow_up)
     for address, current in state.records.items():
         if address not in desired_by_address and current.status == "open" and not current.missing:
-            completes.append(Complete(current, reason="removed"))
+            buckets.add(Complete(current, reason="removed"))
+    for address, pending in state.pending.items():
+        if address not in desired_by_address:
+            buckets.add(_plan_pending(None, pending))
     for old in state.retiring.values():
-        completes.append(Complete(old, reason="replaced"))
+        buckets.add(Complete(old, reason="replaced"))
+    creates, replaces, completes = buckets.creates, buckets.replaces, buckets.completes
+    unchanged = buckets.unchanged
     managed = sum(1 for r in state.records.values() if r.status == "open" and not r.missing)
     notes = tuple(
-        f"{address}: an interrupted create will be confirmed before anything is sent"
+        f"{address}: a create was interrupted; it is looked up first and sent again "
+        "(with its own biz_id) only if DingTalk does not have it"
         for address in sorted(state.pending)
     )
     return Plan(

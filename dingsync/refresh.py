@@ -41,7 +41,10 @@ def _lookup_by_lists(
     found: dict[str, RemoteRecord | None] = {}
     for userid in sorted(by_user):
         wanted = by_user[userid]
-        for status in STATUSES:
+        # The open list once more at the end: paging by offset can skip a record when the
+        # assignee completes another one between two pages, and a record wrongly judged
+        # missing would be created again.
+        for status in (*STATUSES, "open"):
             if not wanted:
                 break
             for remote in backend.list_records(userid, status):

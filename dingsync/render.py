@@ -43,6 +43,7 @@ REASONS = {
     "removed": "removed from the file",
     "done": "status: done",
     "replaced": "old record of a replace",
+    "interrupted": "interrupted create, no longer wanted",
 }
 
 

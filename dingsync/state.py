@@ -96,7 +96,11 @@ def apply_event(state: State, event: Mapping[str, Any]) -> None:
     elif op == "record":
         record = StateRecord.from_dict(event["record"])
         state.records[event["address"]] = record
-        state.pending.pop(event["address"], None)
+        # Only the record that an interrupted create became settles it: a status change of
+        # the record it replaces must leave the pending create alone.
+        waiting = state.pending.get(event["address"])
+        if waiting is not None and waiting.biz_id == record.biz_id:
+            del state.pending[event["address"]]
         _raise_generation(state, event["address"], record.generation)
     elif op == "retire":
         record = StateRecord.from_dict(event["record"])
@@ -138,6 +142,8 @@ class StateStore:
         self._base: tuple[str, int] | None = None
         # True once this store has checked (or started) the journal since the last load/save.
         self._journal_ready = False
+        # True when the last load() replayed events of an interrupted run's journal.
+        self.folded_journal = False
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -155,6 +161,7 @@ class StateStore:
             self._load_failed = True
             self._base = None
             self._journal_ready = False
+            self.folded_journal = False
             state, on_disk = self._read_state_file()
             self._fold_journal(state, on_disk)
             self._base = (state.lineage, state.serial)
@@ -302,6 +309,7 @@ class StateStore:
                 apply_event(state, event)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise self._bad_journal(number, f"malformed event ({exc!r})") from exc
+        self.folded_journal = bool(events)
 
     def _parse_journal(
         self, raw: bytes

@@ -81,7 +81,8 @@ def refresh_and_judge(
     by_id = {r.record_id: r for r in records}
     completed = [by_id[i.record_id] for i in report.of_kind("completed")]
     missing = [by_id[i.record_id] for i in report.of_kind("missing")]
-    ledger.record_observations(completed, missing)
+    found_again = [r for r in records if r.missing and observation.found.get(r.record_id)]
+    ledger.record_observations(completed, missing, found_again)
     return report, observation.fell_back
 
 
@@ -100,6 +101,10 @@ def import_record(
         raise DingsyncError(
             f"{address} is already managed (record {ledger.state.records[address].record_id})"
         )
+    if address in ledger.state.pending:
+        raise DingsyncError(f"{address} has an interrupted create; run apply first")
+    if record_id in ledger.known_record_ids():
+        raise DingsyncError(f"record {record_id} is already managed by another address")
     remote = None
     for status in STATUSES:
         for item in backend.list_records(desired.userid, status):

@@ -216,3 +216,50 @@ def test_order_of_the_file_does_not_change_the_plan(wanted, seed):
     seed.shuffle(shuffled)
     state = State(lineage="L")
     assert make_plan(tasks(*ds), state) == make_plan(tasks(*shuffled), state)
+
+
+def pending_for(d: DesiredRecord, generation: int = 1, content: Content | None = None):
+    c = content or d.content
+    return PendingCreate(
+        d.key, d.userid, f"dingsync-p-{generation}", generation, c, c.fingerprint(), 7, "t"
+    )
+
+
+def test_interrupted_create_still_wanted_is_resumed_with_its_own_biz_id():
+    d = desired()
+    state = State(lineage="L", pending={d.address: pending_for(d)})
+    (change,) = make_plan(tasks(d), state).changes
+    assert isinstance(change, Create) and change.reason == "resume"
+    assert change.pending is not None and change.pending.biz_id == "dingsync-p-1"
+
+
+def test_interrupted_create_no_longer_in_the_file_is_cancelled_by_biz_id():
+    d = desired()
+    state = State(lineage="L", pending={d.address: pending_for(d)})
+    plan = make_plan(tasks(), state)
+    (change,) = plan.changes
+    assert isinstance(change, Complete) and change.reason == "interrupted"
+    assert change.current.record_id == "dingsync-p-1"  # DingTalk's update takes a biz_id
+    assert plan.destructive_count() == 0
+
+
+def test_interrupted_create_whose_content_changed_is_replaced_never_created_twice():
+    d = desired()
+    state = State(lineage="L", pending={d.address: pending_for(d)})
+    changed = desired(content=content(title="新标题"))
+    (change,) = make_plan(tasks(changed), state).changes
+    assert isinstance(change, Replace) and change.pending is not None
+    assert [f.field for f in change.changes] == ["title"]
+
+
+def test_interrupted_replace_marked_done_completes_both_records():
+    d = desired()
+    old = managed(d, record_id="r-old")
+    state = state_of(old)
+    state.pending[d.address] = pending_for(d, content=content(title="新标题"))
+    plan = make_plan(tasks(desired(status="done")), state)
+    assert sorted((c.reason, c.current.record_id) for c in plan.completes) == [
+        ("done", "r-old"),
+        ("interrupted", "dingsync-p-1"),
+    ]
+    assert not plan.creates and not plan.replaces

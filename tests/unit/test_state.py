@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,8 @@ def pending(key: str = "laptop", userid: str = "alice01", generation: int = 0) -
     return PendingCreate(
         key=key,
         userid=userid,
-        biz_id=f"dingsync-{'1' * 40}-{generation}",
+        # The same biz_id as record() of the same generation: that record settles it.
+        biz_id=f"dingsync-{'0' * 40}-{generation}",
         generation=generation,
         content=c,
         fingerprint=c.fingerprint(),
@@ -414,6 +416,19 @@ def test_save_refused_after_failed_load(store: StateStore) -> None:
 
 
 # -- journal -------------------------------------------------------------------------------
+
+
+def test_a_record_event_settles_only_its_own_pending_create(store: StateStore) -> None:
+    state = store.load()
+    old = record(record_id="rec-old", generation=0)
+    store.journal_record(state, old)
+    store.journal_pending(state, pending(generation=1))
+    # the old record changes status while the replace is in flight: the intent stays
+    store.journal_record(state, replace(old, status="done"))
+    assert "laptop@alice01" in state.pending
+    store.journal_record(state, record(record_id="rec-new", generation=1))
+    assert state.pending == {}
+    assert store.load() == state
 
 
 def journal_lines(store: StateStore) -> list[dict[str, object]]:

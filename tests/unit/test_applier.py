@@ -1,0 +1,98 @@
+"""The applier's own rules, with a small in-memory backend: ordering, stop on fatal, Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import pytest
+
+from dingsync.applier import Applier
+from dingsync.errors import QuotaExceededError
+from dingsync.ledger import Ledger
+from dingsync.planner import make_plan
+from dingsync.reporter import Reporter
+from dingsync.state import StateStore
+from tests.unit.test_planner import desired
+from tests.unit.test_planner import tasks
+
+
+class FakeBackend:
+    """Creates records in a dict; ``fail_on`` maps a call number to an exception to raise."""
+
+    def __init__(self, fail_on: dict[int, BaseException] | None = None) -> None:
+        self.records: dict[str, str] = {}
+        self.calls = 0
+        self.fail_on = fail_on or {}
+        self._lock = threading.Lock()
+
+    def create(self, userid, content, biz_id, create_time_ms):
+        with self._lock:
+            self.calls += 1
+            failure = self.fail_on.get(self.calls)
+            if failure is None:
+                record_id = f"record{self.calls:032d}"
+                self.records[record_id] = biz_id
+        if failure is not None:
+            raise failure
+        return record_id
+
+    def complete(self, userid, record_id):
+        return True
+
+    def list_records(self, userid, status):
+        return iter(())
+
+    call_counts: dict[str, int] = {}
+
+
+def run(tmp_path, backend, count=20, parallelism=1):
+    store = StateStore(tmp_path / "s.json")
+    ledger = Ledger(store.load(), store)
+    plan = make_plan(tasks(*(desired(key=f"t{i}") for i in range(count))), ledger.state)
+    applier = Applier(ledger, backend, Reporter(), parallelism=parallelism)
+    return ledger, applier.apply(plan)
+
+
+def test_every_create_is_recorded(tmp_path):
+    backend = FakeBackend()
+    ledger, result = run(tmp_path, backend, parallelism=4)
+    assert result.ok and len(result.created) == 20
+    assert {r.record_id for r in ledger.state.records.values()} == set(backend.records)
+    assert ledger.state.pending == {}
+
+
+def test_a_fatal_error_stops_the_run_and_keeps_what_was_done(tmp_path):
+    quota = QuotaExceededError("workrecord/add", 90020, "您的企业本月api调用量已超过限制")
+    backend = FakeBackend(fail_on={5: quota})
+    ledger, result = run(tmp_path, backend)
+    assert result.fatal is not None and "90020" in result.fatal
+    assert backend.calls == 5  # nothing more was sent after the quota answer
+    assert len(ledger.state.records) == 4
+    # the refused create stays pending: the quota answer does not prove it was not applied
+    assert len(ledger.state.pending) == 1
+
+
+class InterruptedBackend(FakeBackend):
+    """Each create takes 10 ms; during the third, the user presses Ctrl-C."""
+
+    entered = 0
+
+    def create(self, userid, content, biz_id, create_time_ms):
+        with self._lock:
+            self.entered += 1
+            if self.entered == 3:
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        time.sleep(0.01)
+        return super().create(userid, content, biz_id, create_time_ms)
+
+
+def test_ctrl_c_starts_nothing_new_and_records_what_finished(tmp_path):
+    backend = InterruptedBackend()
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, backend, count=40, parallelism=4)
+    assert backend.calls < 12  # the calls in flight finish; no new one starts
+    state = StateStore(tmp_path / "s.json").load()  # the journal as the run left it
+    # every create that DingTalk accepted is in the state: nothing is lost
+    assert {r.record_id for r in state.records.values()} == set(backend.records)
