@@ -1,0 +1,67 @@
+"""`dingsync import`: adopt an existing DingTalk record for an address of the file."""
+
+from __future__ import annotations
+
+import click
+
+from dingsync.errors import ExitCode
+from dingsync.options import api_options
+from dingsync.options import file_options
+from dingsync.options import load_tasks
+from dingsync.options import open_backend
+from dingsync.options import require_credentials
+from dingsync.options import state_path_for
+from dingsync.terminal import out
+from dingsync.terminal import out_json
+
+
+@click.command("import")
+@file_options
+@api_options
+@click.argument("address")
+@click.argument("record_id")
+def import_(
+    task_file: str,
+    state_path: str | None,
+    as_json: bool,
+    verbose: bool,
+    endpoint: str,
+    sandbox: bool,
+    max_qps: float,
+    lock_timeout: float,
+    address: str,
+    record_id: str,
+) -> int:
+    """Adopt the existing DingTalk record RECORD_ID as ADDRESS (KEY@USERID) of the file."""
+    from dingsync.ledger import Ledger
+    from dingsync.lock import StateLock
+    from dingsync.state import StateStore
+    from dingsync.workflow import import_record
+
+    require_credentials(sandbox)
+    tf = load_tasks(task_file)
+    path = state_path_for(task_file, state_path, sandbox)
+    with StateLock(path, command="import", timeout=lock_timeout):
+        store = StateStore(path)
+        with (
+            Ledger(store.load(), store) as ledger,
+            open_backend(endpoint, sandbox, task_file, max_qps, verbose) as backend,
+        ):
+            record, differences = import_record(ledger, backend, tf, address, record_id)
+    if as_json:
+        out_json(
+            {
+                "format_version": 1,
+                "kind": "import",
+                "address": address,
+                "record": record.to_dict(),
+                "differences": differences,
+            }
+        )
+    else:
+        out(f"Imported {record_id} as {address} ({record.status}).")
+        for difference in differences:
+            out(f"  differs: {difference}")
+        if differences:
+            out("The next plan replaces it with the file's content.")
+    return ExitCode.OK

@@ -1,0 +1,43 @@
+"""`dingsync force-unlock`: show the lock's holder and remove the lock."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from dingsync.errors import DingsyncError
+from dingsync.errors import ExitCode
+from dingsync.options import file_options
+from dingsync.options import state_path_for
+from dingsync.terminal import err
+from dingsync.terminal import out
+
+
+@click.command("force-unlock")
+@file_options
+@click.option("--sandbox", is_flag=True, help="Use the sandbox state.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def force_unlock(
+    task_file: str, state_path: str | None, as_json: bool, verbose: bool, sandbox: bool, yes: bool
+) -> int:
+    """Show who holds the state lock and remove it (when that process is gone)."""
+    from dingsync.lock import StateLock
+
+    path = state_path_for(task_file, state_path, sandbox)
+    info = StateLock.read(path)
+    if info is None:
+        raise DingsyncError(f"{path} is not locked")
+    stale = " (the process is gone)" if StateLock.is_stale(info) else ""
+    err(
+        f"Lock held by pid {info.get('pid')} on {info.get('host')} "
+        f"({info.get('command')}, since {info.get('created_at')}){stale}."
+    )
+    if not yes:
+        if not sys.stdin.isatty():
+            raise DingsyncError("force-unlock needs -y when it cannot ask (no terminal)")
+        if not click.confirm("Remove the lock?", default=False, err=True):
+            return ExitCode.ERROR
+    StateLock.force_remove(path)
+    out(f"Removed the lock of {path}.")
+    return ExitCode.OK
