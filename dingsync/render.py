@@ -22,6 +22,7 @@ from dingsync.planner import Plan
 from dingsync.planner import Replace
 
 if TYPE_CHECKING:
+    from dingsync.applier import ApplyResult
     from dingsync.drift import DriftReport
 
 JSON_FORMAT_VERSION = 1
@@ -223,6 +224,48 @@ def drift_markdown(report: DriftReport) -> str:
         lines.append("")
     lines.append(f"**{report.summary()}**")
     return "\n".join(lines) + "\n"
+
+
+def apply_summary(result: ApplyResult) -> str:
+    if not (result.created or result.replaced or result.completed or result.failed):
+        return "Nothing to apply."
+    line = (
+        f"Apply complete: {len(result.created)} created, {len(result.replaced)} replaced, "
+        f"{len(result.completed)} completed"
+    )
+    if result.failed:
+        line += f", {len(result.failed)} failed"
+    return line + "."
+
+
+def apply_document(
+    plan_doc: dict[str, Any],
+    result: ApplyResult,
+    report: DriftReport | None,
+    lookup: str,
+    fell_back: bool,
+    counts: dict[str, int],
+    state: dict[str, Any],
+) -> dict[str, Any]:
+    """What ``apply --json`` prints (schemas/apply.schema.json)."""
+    return {
+        "format_version": JSON_FORMAT_VERSION,
+        "kind": "apply",
+        "ok": result.ok,
+        "plan": plan_doc,
+        "result": {
+            "created": sorted(result.created),
+            "replaced": sorted(result.replaced),
+            "completed": sorted(result.completed),
+            "failed": dict(sorted(result.failed.items())),
+            "fatal": result.fatal,
+        },
+        "drift": drift_document(report) if report else None,
+        "lookup": lookup,
+        "lookup_fell_back": fell_back,
+        "api_calls": {"total": sum(counts.values()), "by_api": counts},
+        "state": state,
+    }
 
 
 def calls_text(counts: dict[str, int]) -> str:

@@ -30,11 +30,12 @@ def style(text: str, **kwargs: Any) -> str:
 
 
 def out(text: str) -> None:
-    click.echo(text, color=use_color())
+    # Every line is redacted on its way out, whatever produced it: the last line of defence.
+    click.echo(redact(text), color=use_color())
 
 
 def err(text: str) -> None:
-    click.echo(text, err=True, color=use_color(sys.stderr))
+    click.echo(redact(text), err=True, color=use_color(sys.stderr))
 
 
 def out_json(document: dict[str, Any]) -> None:

@@ -69,8 +69,9 @@ def apply(
     from dingsync.lock import StateLock
     from dingsync.planner import make_plan
     from dingsync.recovery import look_up_pending
+    from dingsync.render import apply_document
+    from dingsync.render import apply_summary
     from dingsync.render import calls_text
-    from dingsync.render import drift_document
     from dingsync.render import drift_markdown
     from dingsync.render import drift_text
     from dingsync.render import plan_document
@@ -103,13 +104,8 @@ def apply(
         ):
             look_up_pending(ledger, backend, reporter)
             the_plan = make_plan(tf, ledger.state)
-            plan_doc = plan_document(
-                the_plan,
-                tf,
-                str(path),
-                ledger.state.lineage if store.exists() else None,
-                ledger.state.serial,
-            )
+            # The state as planned against, for the JSON document printed at the end.
+            planned = (ledger.state.lineage if store.exists() else None, ledger.state.serial)
             if saved is not None:
                 check_within_saved(the_plan, saved)
             unsafe = the_plan.unsafe_reason()
@@ -128,42 +124,13 @@ def apply(
             if not no_refresh and result.fatal is None:
                 report, fell_back = refresh_and_judge(ledger, backend, reporter, lookup)
             counts = dict(backend.call_counts)
-    failures = result.failed
-    ok = result.ok
     if as_json:
-        doc = {
-            "format_version": 1,
-            "kind": "apply",
-            "ok": ok,
-            "plan": plan_doc,
-            "result": {
-                "created": sorted(result.created),
-                "replaced": sorted(result.replaced),
-                "completed": sorted(result.completed),
-                "failed": {k: redact(v) for k, v in sorted(failures.items())},
-                "fatal": redact(result.fatal) if result.fatal else None,
-            },
-            "drift": drift_document(report) if report else None,
-            "lookup": lookup,
-            "lookup_fell_back": fell_back,
-            "api_calls": {"total": sum(counts.values()), "by_api": counts},
-            "state": {"path": str(path), "serial": ledger.state.serial},
-        }
-        out_json(doc)
+        plan_doc = plan_document(the_plan, tf, str(path), *planned)
+        state_doc = {"path": str(path), "serial": ledger.state.serial}
+        out_json(apply_document(plan_doc, result, report, lookup, fell_back, counts, state_doc))
     else:
-        done = len(result.created) + len(result.replaced) + len(result.completed)
-        line = (
-            f"Apply complete: {len(result.created)} created, {len(result.replaced)} replaced, "
-            f"{len(result.completed)} completed"
-        )
-        if failures:
-            line += f", {len(failures)} failed"
         out("")
-        out(
-            style(line + ".", bold=True, fg="green" if ok else "red")
-            if done or failures
-            else "Nothing to apply."
-        )
+        out(style(apply_summary(result), bold=True, fg="green" if result.ok else "red"))
         if result.fatal:
             err(style(f"Error: stopped: {redact(result.fatal)}", fg="red"))
         if report is not None:
@@ -172,4 +139,4 @@ def apply(
     append_step_summary(
         lambda: plan_markdown(the_plan, tf) + ("\n" + drift_markdown(report) if report else "")
     )
-    return ExitCode.OK if ok else ExitCode.ERROR
+    return ExitCode.OK if result.ok else ExitCode.ERROR
