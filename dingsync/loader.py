@@ -13,10 +13,17 @@ The order of work keeps the common case fast and every message specific:
 4. checks the schema cannot express: unique task keys, real dates, and no two records
    DingTalk would take for duplicates;
 5. records: defaults merged under each task, one record per (task key, userid).
+
+Steps 2 to 5 run on one task at a time as it is read (``_streamed_records``), so that a file
+of 100,000 tasks is never held whole, as nodes or as values: a task that passes becomes
+records and leaves only what the checks across tasks need; a task with a problem is kept for
+jsonschema to word. A file whose ``tasks`` is not a plain list (tagged, anchored, missing)
+is read whole instead, as listed. Both ways give the same records and the same problems.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import copy
 import difflib
@@ -27,13 +34,16 @@ import importlib.resources
 import json
 import os
 import re
+from array import array
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
 from typing import Any
+from typing import NamedTuple
 from typing import cast
 
 import jsonschema
@@ -49,6 +59,8 @@ from dingsync.model import FormPairs
 from dingsync.model import Status
 from dingsync.model import TaskFile
 from dingsync.yamlnodes import MAX_ALIAS_EXPANSION
+from dingsync.yamlnodes import Converted
+from dingsync.yamlnodes import Item
 from dingsync.yamlnodes import Layout
 from dingsync.yamlnodes import Map
 from dingsync.yamlnodes import Node
@@ -57,6 +69,7 @@ from dingsync.yamlnodes import Scalar
 from dingsync.yamlnodes import Seq
 from dingsync.yamlnodes import YamlError
 from dingsync.yamlnodes import compose
+from dingsync.yamlnodes import compose_streaming
 from dingsync.yamlnodes import convert
 from dingsync.yamlnodes import locate
 from dingsync.yamlnodes import scalar_value
@@ -65,6 +78,8 @@ __all__ = ["MAX_FILE_BYTES", "load_schema", "load_task_file"]
 
 # Files above this are refused before they are read.
 MAX_FILE_BYTES = 64 * 1024 * 1024
+# Bytes checked as UTF-8 at a time.
+_PIECE = 1024 * 1024
 
 SCHEMA_RESOURCE = "tasks.schema.json"
 
@@ -135,7 +150,14 @@ def _collector_paused() -> Iterator[None]:
 
 def _load(name: str) -> TaskFile:
     data = _read(name)
-    text = _decode(name, data)
+    records = _streamed_records(name, _utf8(name, data))
+    if records is None:
+        records = _checked_records(name, _decode(name, data))
+    return TaskFile(path=name, sha256=hashlib.sha256(data).hexdigest(), records=records)
+
+
+def _checked_records(name: str, text: str) -> tuple[DesiredRecord, ...]:
+    """The records of a file read whole, every check run; ``ConfigError`` if any fails."""
     root = _compose(name, text)
     doc, problems, poisoned = _convert(name, root)
     problems += _schema_problems(name, root, doc, poisoned)
@@ -143,8 +165,235 @@ def _load(name: str) -> TaskFile:
     problems += _semantic_problems(name, root, doc, bad_parts)
     if problems:
         raise ConfigError(sorted(set(problems)))
-    records = _records(doc, _task_nodes(root))
-    return TaskFile(path=name, sha256=hashlib.sha256(data).hexdigest(), records=records)
+    return _records(doc, _task_nodes(root))
+
+
+# --- reading the tasks one by one ------------------------------------------------------
+
+
+def _streamed_records(name: str, text: bytes) -> tuple[DesiredRecord, ...] | None:
+    """The records of the file, its tasks read, checked and dropped one at a time.
+
+    Raises ``ConfigError`` listing every problem, exactly as ``_checked_records`` would.
+    None when the file has no plain list of tasks to stream (or the schema could judge
+    tasks together): it is then read whole.
+
+    Each task is checked within the rest of the document as read before ``tasks`` began. If
+    the rest turns out different at the end (``version`` written last, say), the pass runs
+    once more with the rest known: the outcome never rests on that guess.
+    """
+    check, rules = _fast_check(), _task_rules()
+    if check is None or rules is None:
+        return None
+    known: dict[str, Any] | None = None
+    try:
+        for _ in range(2):
+            tasks = _TaskStream(name, check, rules, known)
+            root = compose_streaming(text, "tasks", tasks)
+            if not tasks.begun or not isinstance(root, Map):
+                return None  # no list of tasks was streamed
+            converted = convert(root, _LAYOUT, root.size + MAX_ALIAS_EXPANSION)
+            rest = _without_tasks(converted.value)
+            if _same(rest, tasks.rest):
+                return tasks.finish(root, converted)
+            known = rest
+    except YamlError as err:
+        raise _fail(name, err.message, err.line, err.column) from None
+    return None  # pragma: no cover - the second pass always knows the rest
+
+
+def _without_tasks(doc: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in doc.items() if key != "tasks"}
+
+
+class _TaskStream:
+    """Takes the tasks from ``compose_streaming`` and checks each as it comes.
+
+    A task that passes the schema's rules for a task (``_TaskRules``) leaves behind only
+    what the checks across tasks need: its key, line and column, whom it sends what, and
+    its records while the file has no problem. A task that fails them, or had a problem
+    while being converted, is kept whole, value and nodes, for jsonschema to word its
+    problems at the end as it would for the whole file (``_schema_errors``).
+    """
+
+    layout = _TASK_FIELDS
+    fields = frozenset({"key", "create_time"})
+
+    def __init__(
+        self, name: str, check: Check, rules: _TaskRules, rest: dict[str, Any] | None
+    ) -> None:
+        self.name = name
+        self.check = check  # of a whole document
+        self.rules = rules
+        self.known = rest  # the document but its tasks, if known before reading it
+        self.rest: dict[str, Any] = {}  # that, as read before the tasks, or as known
+        self.begun = False
+        self.task_checks: list[Check] = []  # of one task, within the rest
+        self.rest_valid: bool | None = None  # unknown until a task passes
+        self.make = _RecordMaker({})
+        self.count = 0
+        self.lines = array("l")  # where each task starts
+        self.columns = array("l")
+        self.keys: list[Any] = []  # each task's key
+        self.problems: list[Problem] = []  # met converting the tasks
+        self.poisoned: set[Path] = set()
+        self.kept: dict[int, tuple[Any, Node]] = {}  # the tasks with a problem
+        self.passed: tuple[int, Any] | None = None  # the first task without one
+        self.first_keys: dict[str, int] = {}  # task key: line of its first use
+        self.semantic: list[Problem] = []  # repeated task keys, unreal create_times
+        self.senders = _Senders()
+        self.records: list[DesiredRecord] = []
+
+    def begin(self, head: Map) -> None:
+        self.begun = True
+        if self.known is not None:
+            self.rest = self.known
+        else:
+            converted = convert(head, _LAYOUT, head.size + MAX_ALIAS_EXPANSION)
+            self.rest = _without_tasks(converted.value)  # its problems come again at the end
+        self.task_checks = self.rules.checks(self.rest)
+        defaults = self.rest.get("defaults")
+        self.make = _RecordMaker(defaults if isinstance(defaults, dict) else {})
+
+    def item(self, item: Item) -> None:
+        index, task = self.count, item.value
+        self.count += 1
+        self.lines.append(item.line)
+        self.columns.append(item.column)
+        if item.problems:
+            self.note_problems(item)
+        if self.passes(task) and not item.problems:
+            if self.passed is None:
+                self.passed = (index, task)
+        else:
+            self.kept[index] = (task, item.nodes())
+        key = task.get("key") if isinstance(task, dict) else None
+        self.keys.append(key)
+        if isinstance(key, str):
+            self.note_key(index, key, item.places["key"])
+        if isinstance(task, dict) and "create_time" in task:
+            place = functools.partial(item.places.__getitem__, "create_time")
+            problem = _create_time_problem(self.name, ("tasks", index), task, place)
+            self.semantic += [problem] if problem else []
+        if index not in self.kept:
+            self.note_sends(index, task, item.line)
+
+    def passes(self, task: Any) -> bool:
+        """Whether ``task`` passes the schema's rules for a task, within the rest."""
+        for check in self.task_checks:
+            if not check(task):
+                return False
+        if self.rest_valid is None:
+            # The first task that passes tells whether the rest is valid: with it, the
+            # whole document is exactly when the rest is.
+            self.rest_valid = self.check({**self.rest, "tasks": [task]})
+        return True
+
+    def note_problems(self, item: Item) -> None:
+        name = self.name
+        self.problems += [
+            Problem(name, p.line, p.column, format_path(p.path), p.message) for p in item.problems
+        ]
+        self.poisoned |= item.poisoned
+
+    def note_key(self, index: int, key: str, place: tuple[int, int]) -> None:
+        first = self.first_keys.get(key)
+        if first is None:
+            self.first_keys[key] = place[0]
+        else:
+            self.semantic.append(_duplicate_key(self.name, index, key, first, place))
+
+    def note_sends(self, index: int, task: dict[str, Any], line: int) -> None:
+        """Note whom a task without problems sends what; make its records if they may count."""
+        merged = {**self.make.defaults, **task}
+        if not self.rest_valid:
+            # The rest may be anything: look at what is there, as ``_duplicate_content``
+            # does. Only defaults with problems of their own give values that are no text
+            # (and then duplicates are not reported at all), so skip those.
+            title, form, userids = (
+                merged.get("title"),
+                _form_pairs(merged.get("form")),
+                _userids(merged),
+            )
+            if isinstance(title, str) and form is not None and _hashable(form, *userids):
+                self.senders.add(index, userids, title, form)
+            return
+        content = self.make.content(task, merged)
+        self.senders.add(index, _userids(task), content.title, content.form)
+        if self.problems or self.semantic or self.kept:
+            return  # no records will be returned: spare making them
+        try:
+            self.records += self.make.records(task, merged, content, line)
+        except ValueError:
+            pass  # an unreal create_time, reported at the end
+
+    def finish(self, root: Map, converted: Converted) -> tuple[DesiredRecord, ...]:
+        """The records, or ``ConfigError`` with every problem of the file."""
+        name = self.name
+        problems = [
+            Problem(name, p.line, p.column, format_path(p.path), p.message)
+            for p in converted.problems
+        ]
+        problems += self.problems
+        problems += self.schema_problems(root, converted.poisoned | self.poisoned)
+        bad_parts = {_path_head(p.path) for p in problems}
+        problems += self.semantic
+        defaults = self.rest.get("defaults")
+        problems += _bad_create_times(
+            name, root, defaults if isinstance(defaults, dict) else {}, []
+        )
+        if "defaults" not in bad_parts:
+            problems += self.senders.problems(name, self.keys.__getitem__, self.place)
+        if problems:
+            raise ConfigError(sorted(set(problems)))
+        return tuple(self.records)
+
+    def place(self, index: int) -> tuple[int, int]:
+        return self.lines[index], self.columns[index]
+
+    def schema_problems(self, root: Map, poisoned: set[Path]) -> list[Problem]:
+        """What jsonschema says of the file, asked about the tasks with problems only.
+
+        A task that passed the rules for a task has nothing for jsonschema to report (the
+        compiled check is exact); with none left, one such task stands for the tasks, so
+        that jsonschema still sees a list of them.
+        """
+        if self.count and not self.kept and self.rest_valid:
+            return []
+        kept = self.kept
+        if kept or self.passed is None:
+            indexes = sorted(kept)
+            tasks = [kept[index][0] for index in indexes]
+        else:
+            indexes, tasks = [self.passed[0]], [self.passed[1]]
+        doc = {**self.rest, "tasks": tasks}
+        errors = _renumbered(_validator().iter_errors(doc), indexes)
+
+        def where(path: Path) -> tuple[Node, Node | None]:
+            if len(path) >= 2 and path[0] == "tasks" and isinstance(path[1], int):
+                return locate(kept[path[1]][1], path[2:])
+            return locate(root, path)
+
+        return _worded(self.name, errors, poisoned, where)
+
+
+def _hashable(*values: Any) -> bool:
+    try:
+        hash(values)
+    except TypeError:
+        return False
+    return True
+
+
+def _same(one: Any, two: Any) -> bool:
+    """Equal and of the same types throughout: 1, 1.0 and true are three values here."""
+    if type(one) is not type(two):
+        return False
+    if isinstance(one, dict):
+        return one.keys() == two.keys() and all(_same(one[key], two[key]) for key in one)
+    if isinstance(one, list):
+        return len(one) == len(two) and all(map(_same, one, two))
+    return bool(one == two)
 
 
 def _path_head(path: str) -> str:
@@ -191,6 +440,23 @@ def _decode(name: str, data: bytes) -> str:
             name, f"file is not valid UTF-8 (byte 0x{byte:02x}); save it as UTF-8", line, column
         ) from None
     return text[1:] if text.startswith("\ufeff") else text
+
+
+def _utf8(name: str, data: bytes) -> bytes:
+    """``data`` once known to be UTF-8, without a byte-order mark; else ``_decode``'s error.
+
+    The parser reads these bytes as they are. Checking them a piece at a time spares the
+    decoded copy, which is twice their size for text such as Chinese.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    try:
+        for start in range(0, len(data), _PIECE):
+            decoder.decode(view[start : start + _PIECE])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        _decode(name, data)  # raises the error, located
+    return data[len(codecs.BOM_UTF8) :] if data.startswith(codecs.BOM_UTF8) else data
 
 
 def _compose(name: str, text: str) -> Map:
@@ -304,15 +570,24 @@ def _fast_check() -> Callable[[Any], bool] | None:
 def _schema_problems(
     name: str, root: Map, doc: dict[str, Any], poisoned: set[Path]
 ) -> list[Problem]:
-    errors = _schema_errors(doc)
+    return _worded(name, _schema_errors(doc), poisoned, lambda path: locate(root, path))
+
+
+def _worded(
+    name: str,
+    errors: Iterable[ValidationError],
+    poisoned: set[Path],
+    where: Callable[[Path], tuple[Node, Node | None]],
+) -> list[Problem]:
+    """Problems for jsonschema's ``errors``, located with ``where`` (see ``locate``)."""
     problems: list[Problem] = []
     for error in errors:
         for path, message, at_key in _translate(error):
             if any(path[:i] in poisoned for i in range(len(path) + 1)):
                 continue
-            node, key_node = locate(root, path)
-            where = key_node if (at_key and key_node is not None) else node
-            problems.append(Problem(name, where.line, where.column, format_path(path), message))
+            node, key_node = where(path)
+            at = key_node if (at_key and key_node is not None) else node
+            problems.append(Problem(name, at.line, at.column, format_path(path), message))
     return problems
 
 
@@ -322,7 +597,7 @@ def _schema_errors(doc: dict[str, Any]) -> Iterator[ValidationError]:
     jsonschema takes about a third of a millisecond per task, too slow for files of
     thousands of tasks; the compiled check is exact, so when it accepts a document or a
     task, jsonschema would find nothing there. This relies on the schema putting no
-    constraint across tasks (such as uniqueness), which ``test_schema`` guards.
+    constraint across tasks (such as uniqueness): see ``_task_rules``.
     """
     check = _fast_check()
     validator = _validator()
@@ -338,11 +613,17 @@ def _schema_errors(doc: dict[str, Any]) -> Iterator[ValidationError]:
         yield from validator.iter_errors(doc)
         return
     # Some task passed alone, so everything outside the tasks is valid: only the rejected
-    # tasks can hold errors. Their indexes are mapped back to the whole document.
-    for error in validator.iter_errors({**doc, "tasks": [tasks[i] for i in bad]}):
+    # tasks can hold errors.
+    yield from _renumbered(validator.iter_errors({**doc, "tasks": [tasks[i] for i in bad]}), bad)
+
+
+def _renumbered(errors: Iterable[ValidationError], indexes: list[int]) -> Iterator[ValidationError]:
+    """Errors of a document holding only the tasks at ``indexes`` of the file, with each
+    path given its task's index in the file."""
+    for error in errors:
         path = error.absolute_path
         if len(path) >= 2 and path[0] == "tasks" and isinstance(path[1], int):
-            error.path[1] = bad[path[1]]
+            error.path[1] = indexes[path[1]]
         yield error
 
 
@@ -624,6 +905,115 @@ _JSON_TYPES: dict[str, Check] = {
     "integer": lambda x: type(x) is int or (type(x) is float and x.is_integer()),
     "number": lambda x: type(x) in (int, float),
 }
+# JSON types that are exactly one Python type each (integer and number are not).
+_PYTHON_TYPES: dict[str, type] = {
+    "string": str,
+    "array": list,
+    "object": dict,
+    "null": type(None),
+    "boolean": bool,
+}
+
+
+# Keywords of a schema for the document that never judge its tasks together...
+_DOCUMENT_KEYWORDS = _ANNOTATIONS | {
+    "type",
+    "required",
+    "properties",
+    "additionalProperties",
+    "propertyNames",
+    "minProperties",
+    "maxProperties",
+    "allOf",
+    "if",
+    "then",
+    "else",
+}
+# ...those of the schema for the list of tasks...
+_TASKS_KEYWORDS = _ANNOTATIONS | {"type", "minItems", "items"}
+# ...and those a condition (``if``) may use without looking into the tasks.
+_CONDITION_KEYWORDS = _ANNOTATIONS | {"type", "required", "properties", "propertyNames"}
+
+
+class _TaskRules(NamedTuple):
+    """What a schema for the document asks of each task, apart from the rest of it.
+
+    ``always`` applies to every task; ``parts`` (allOf) add theirs; ``condition`` looks at
+    the rest of the document only, and picks ``then`` or ``otherwise``.
+    """
+
+    always: tuple[Check, ...]
+    parts: tuple[_TaskRules, ...]
+    condition: Check | None
+    then: _TaskRules | None
+    otherwise: _TaskRules | None
+
+    def checks(self, rest: dict[str, Any]) -> list[Check]:
+        """The checks each task must pass in a document whose other parts are ``rest``."""
+        found = list(self.always)
+        for part in self.parts:
+            found += part.checks(rest)
+        if self.condition is not None:
+            # The condition looks at no task: an empty list stands for them.
+            taken = self.then if self.condition({**rest, "tasks": []}) else self.otherwise
+            found += taken.checks(rest) if taken else []
+        return found
+
+
+_NO_RULES = _TaskRules((), (), None, None, None)
+
+
+@functools.cache
+def _task_rules() -> _TaskRules | None:
+    """The task file schema's rules for each task; None if it could judge tasks together.
+
+    Tasks are checked one at a time, as ``_TaskStream`` reads them and in
+    ``_schema_errors``, and each task's own problems are told apart from those of the rest
+    of the document. That is sound when a document is valid exactly when its rest is and
+    each task passes these rules. A keyword that could judge the tasks together
+    (``maxItems``, ``uniqueItems``, a condition on the tasks...) makes this None.
+    """
+    root: dict[str, Any] = _schema()
+    refs: dict[str, Check] = {}
+    try:
+        return _rules(root, lambda schema: _compile(schema, root, refs, set()))
+    except _Unsupported:
+        return None
+
+
+def _rules(schema: Any, sub: Sub) -> _TaskRules | None:
+    """``_task_rules`` of one schema for the document; ``sub`` compiles a schema."""
+    if not isinstance(schema, dict):
+        return _NO_RULES  # true or false: the same for every task
+    if not schema.keys() <= _DOCUMENT_KEYWORDS:
+        return None
+    always: tuple[Check, ...] = ()
+    properties = schema.get("properties", {})
+    tasks = properties.get("tasks", True)
+    if isinstance(tasks, dict):
+        if not tasks.keys() <= _TASKS_KEYWORDS or tasks.get("minItems", 0) > 1:
+            return None
+        always = (sub(tasks["items"]),) if "items" in tasks else ()
+    if "tasks" not in properties and not isinstance(
+        schema.get("additionalProperties"), bool | None
+    ):
+        return None  # a schema for every other property would judge the tasks as one
+    condition = schema.get("if")
+    if isinstance(condition, dict) and (
+        not condition.keys() <= _CONDITION_KEYWORDS or "tasks" in condition.get("properties", {})
+    ):
+        return None
+    parts = [_rules(part, sub) for part in schema.get("allOf", [])]
+    then, otherwise = _rules(schema.get("then"), sub), _rules(schema.get("else"), sub)
+    if then is None or otherwise is None or None in parts:
+        return None
+    return _TaskRules(
+        always,
+        tuple(part for part in parts if part is not None),
+        None if condition is None else sub(condition),
+        then,
+        otherwise,
+    )
 
 
 def _compile(schema: Any, root: dict[str, Any], refs: dict[str, Check], busy: set[str]) -> Check:
@@ -636,6 +1026,9 @@ def _compile(schema: Any, root: dict[str, Any], refs: dict[str, Check], busy: se
     text = _text_check(schema)
     if text is not None:
         return text
+    fused = _object_check(schema, lambda s: _compile(s, root, refs, busy))
+    if fused is not None:
+        return fused
     checks: list[Check] = []
     for keyword, arg in schema.items():
         if keyword in _ANNOTATIONS or keyword in ("then", "else"):
@@ -664,6 +1057,40 @@ def _text_check(schema: dict[str, Any]) -> Check | None:
         if type(x) is not str or not low <= len(x) <= high:
             return False
         return search is None or search(x) is not None
+
+    return check
+
+
+_OBJECT_KEYWORDS = frozenset({"type", "properties", "additionalProperties", "required"})
+
+
+def _object_check(schema: dict[str, Any], sub: Sub) -> Check | None:
+    """One closure for an object's type, properties, additionalProperties and required.
+
+    Every task and form line is such an object; one loop over its fields instead of a
+    closure per keyword, each with its own loop, halves the time of the check.
+    """
+    if schema.get("type") != "object":
+        return None
+    fields = {name: sub(value) for name, value in schema.get("properties", {}).items()}
+    required = frozenset(schema.get("required", ()))
+    additional = schema.get("additionalProperties", True)
+    closed = additional is False
+    extra = None if isinstance(additional, bool) else sub(additional)
+    others = {key: value for key, value in schema.items() if key not in _OBJECT_KEYWORDS}
+    rest = sub(others) if others.keys() - _ANNOTATIONS - {"then", "else"} else None
+
+    def check(x: Any) -> bool:
+        if type(x) is not dict or not required <= x.keys():
+            return False
+        for name, value in x.items():
+            one = fields.get(name)
+            if one is not None:
+                if not one(value):
+                    return False
+            elif closed or (extra is not None and not extra(value)):
+                return False
+        return rest is None or rest(x)
 
     return check
 
@@ -704,6 +1131,9 @@ def _make_ref(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
 
 def _make_type(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
     kinds = [arg] if isinstance(arg, str) else list(arg)
+    if len(kinds) > 1 and all(kind in _PYTHON_TYPES for kind in kinds):
+        classes = frozenset(_PYTHON_TYPES[kind] for kind in kinds)
+        return lambda x: type(x) in classes
     tests = tuple(_JSON_TYPES[kind] for kind in kinds)
     if len(tests) == 1:
         return tests[0]
@@ -774,8 +1204,8 @@ def _make_items(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
 
 
 def _make_required(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    names = tuple(arg)
-    return lambda x: type(x) is not dict or all(name in x for name in names)
+    names = frozenset(arg)
+    return lambda x: type(x) is not dict or names <= x.keys()
 
 
 def _make_properties(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
@@ -828,7 +1258,17 @@ def _make_any_of(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
 
 def _make_one_of(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
     options = tuple(sub(one) for one in arg)
-    return lambda x: sum(1 for option in options if option(x)) == 1
+
+    def check(x: Any) -> bool:
+        found = False
+        for option in options:
+            if option(x):
+                if found:
+                    return False  # a second match: no need to try the rest
+                found = True
+        return found
+
+    return check
 
 
 def _make_not(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
@@ -929,9 +1369,15 @@ def _duplicate_keys(name: str, root: Map, tasks: list[Any]) -> list[Problem]:
             continue
         earlier, _ = locate(root, ("tasks", first[key], "key"))
         here, _ = locate(root, ("tasks", index, "key"))
-        message = f"duplicate task key {show(key)} (first at line {earlier.line})"
-        problems.append(Problem(name, here.line, here.column, f"tasks[{index}].key", message))
+        problems.append(_duplicate_key(name, index, key, earlier.line, (here.line, here.column)))
     return problems
+
+
+def _duplicate_key(
+    name: str, index: int, key: str, first_line: int, place: tuple[int, int]
+) -> Problem:
+    message = f"duplicate task key {show(key)} (first at line {first_line})"
+    return Problem(name, *place, f"tasks[{index}].key", message)
 
 
 def _bad_create_times(
@@ -941,17 +1387,33 @@ def _bad_create_times(
     owners += [(("tasks", i), task) for i, task in enumerate(tasks)]
     problems: list[Problem] = []
     for path, owner in owners:
-        value = owner.get("create_time") if isinstance(owner, dict) else None
-        if not isinstance(value, str) or not _CREATE_TIME.fullmatch(value):
-            continue  # absent, or the schema reports it
-        try:
-            create_time_ms(value)
-        except ValueError as err:
-            node, _ = locate(root, (*path, "create_time"))
-            message = f"create_time {show(value)} is not a real date-time: {err}"
-            full = format_path((*path, "create_time"))
-            problems.append(Problem(name, node.line, node.column, full, message))
+        if not isinstance(owner, dict):
+            continue
+        place = functools.partial(_place, root, (*path, "create_time"))
+        problem = _create_time_problem(name, path, owner, place)
+        problems += [problem] if problem else []
     return problems
+
+
+def _place(root: Node, path: Path) -> tuple[int, int]:
+    node, _ = locate(root, path)
+    return node.line, node.column
+
+
+def _create_time_problem(
+    name: str, path: Path, owner: dict[str, Any], place: Callable[[], tuple[int, int]]
+) -> Problem | None:
+    """The problem of ``owner``'s create_time naming no real moment, if so; ``place`` tells
+    where the create_time is, asked only then."""
+    value = owner.get("create_time")
+    if not isinstance(value, str) or not _CREATE_TIME.fullmatch(value):
+        return None  # absent, or the schema reports it
+    try:
+        create_time_ms(value)
+    except ValueError as err:
+        message = f"create_time {show(value)} is not a real date-time: {err}"
+        return Problem(name, *place(), format_path((*path, "create_time")), message)
+    return None
 
 
 def _duplicate_content(
@@ -962,8 +1424,7 @@ def _duplicate_content(
     bad: set[str],
 ) -> list[Problem]:
     """Two records with the same userid, title and form: DingTalk refuses the second."""
-    owner: dict[tuple[str, str, FormPairs], int] = {}
-    clashes: dict[tuple[int, int], list[str]] = {}
+    senders = _Senders()
     for index, task in enumerate(tasks):
         if f"tasks[{index}]" in bad or not isinstance(task, dict):
             continue
@@ -971,21 +1432,41 @@ def _duplicate_content(
         title, form = merged.get("title"), _form_pairs(merged.get("form"))
         if not isinstance(title, str) or form is None:
             continue
-        for userid in _userids(merged):
-            first = owner.setdefault((userid, title, form), index)
+        senders.add(index, _userids(merged), title, form)
+    return senders.problems(
+        name,
+        lambda index: tasks[index]["key"],
+        lambda index: (nodes[index].line, nodes[index].column),
+    )
+
+
+class _Senders:
+    """Who receives which title and form, to find records DingTalk would take for one."""
+
+    def __init__(self) -> None:
+        self.first: dict[tuple[str, str, FormPairs], int] = {}  # the task that sends it first
+        self.clashes: dict[tuple[int, int], list[str]] = {}  # (task, first task): userids
+
+    def add(self, index: int, userids: list[str], title: str, form: FormPairs) -> None:
+        for userid in userids:
+            first = self.first.setdefault((userid, title, form), index)
             if first != index:
-                clashes.setdefault((index, first), []).append(userid)
-    problems: list[Problem] = []
-    for (index, first), userids in clashes.items():
-        more = f" and {len(userids) - 1} more" if len(userids) > 1 else ""
-        message = (
-            f"sends the same title and form as task {show(tasks[first]['key'])} "
-            f"(line {nodes[first].line}) to {userids[0]}{more}; DingTalk would reject it as a "
-            "duplicate (errcode 854001)"
-        )
-        node = nodes[index]
-        problems.append(Problem(name, node.line, node.column, f"tasks[{index}]", message))
-    return problems
+                self.clashes.setdefault((index, first), []).append(userid)
+
+    def problems(
+        self, name: str, key: Callable[[int], Any], place: Callable[[int], tuple[int, int]]
+    ) -> list[Problem]:
+        """One problem per task and earlier task it repeats; ``key`` and ``place`` of a task."""
+        problems: list[Problem] = []
+        for (index, first), userids in self.clashes.items():
+            more = f" and {len(userids) - 1} more" if len(userids) > 1 else ""
+            message = (
+                f"sends the same title and form as task {show(key(first))} "
+                f"(line {place(first)[0]}) to {userids[0]}{more}; DingTalk would reject it as "
+                "a duplicate (errcode 854001)"
+            )
+            problems.append(Problem(name, *place(index), f"tasks[{index}]", message))
+        return problems
 
 
 def _userids(task: dict[str, Any]) -> list[str]:
@@ -1036,28 +1517,63 @@ def create_time_ms(text: str) -> int:
 
 
 def _records(doc: dict[str, Any], nodes: list[Node]) -> tuple[DesiredRecord, ...]:
-    defaults: dict[str, Any] = doc.get("defaults") or {}
+    make = _RecordMaker(doc.get("defaults") or {})
     records: list[DesiredRecord] = []
     for task, node in zip(doc["tasks"], nodes, strict=True):
-        merged = {**defaults, **task}
-        content = Content(
+        records += make(task, node.line)
+    return tuple(records)
+
+
+class _RecordMaker:
+    """Makes the records of valid tasks, with ``defaults`` merged under each.
+
+    What tasks tend to repeat (userids, form lines, a form given in defaults) is made once
+    and shared: 100,000 records would otherwise hold 100,000 copies of each.
+    """
+
+    def __init__(self, defaults: dict[str, Any]) -> None:
+        self.defaults = defaults
+        self.texts: dict[str, str] = {}
+        self.default_form: FormPairs | None = None  # made when a task first needs it
+
+    def __call__(self, task: dict[str, Any], line: int) -> list[DesiredRecord]:
+        """The records of ``task``; ValueError for a create_time that is no real moment."""
+        merged = {**self.defaults, **task}
+        return self.records(task, merged, self.content(task, merged), line)
+
+    def content(self, task: dict[str, Any], merged: dict[str, Any]) -> Content:
+        """What the records of ``task`` send; ``merged`` is the task over the defaults."""
+        return Content(
             title=merged["title"],
             url=merged["url"],
-            form=_form_pairs(merged["form"]) or (),
+            form=self.form(task["form"]) if "form" in task else self.form_of_defaults(),
             pc_url=merged.get("pc_url"),
             source_name=merged.get("source_name"),
             originator_userid=merged.get("originator_userid"),
             pc_open_type=_optional_int(merged.get("pc_open_type")),
         )
+
+    def records(
+        self, task: dict[str, Any], merged: dict[str, Any], content: Content, line: int
+    ) -> list[DesiredRecord]:
         status: Status = "done" if merged.get("status") == "done" else "open"
         when = merged.get("create_time")
         millis = create_time_ms(when) if isinstance(when, str) else None
-        key = task["key"]
-        records.extend(
-            DesiredRecord(key, userid, content, status, millis, node.line)
+        key, share = task["key"], self.texts.setdefault
+        return [
+            DesiredRecord(key, share(userid, userid), content, status, millis, line)
             for userid in _userids(task)
-        )
-    return tuple(records)
+        ]
+
+    def form(self, form: Any) -> FormPairs:
+        share = self.texts.setdefault
+        pairs = _form_pairs(form) or ()
+        return tuple((share(title, title), share(text, text)) for title, text in pairs)
+
+    def form_of_defaults(self) -> FormPairs:
+        if self.default_form is None:
+            self.default_form = self.form(self.defaults["form"])
+        return self.default_form
 
 
 def _optional_int(value: Any) -> int | None:

@@ -854,3 +854,179 @@ def test_task_order_does_not_change_the_records(
 def test_problem_type() -> None:
     problem = Problem("tasks.yaml", 3, 5, "tasks[0].title", "title is empty")
     assert str(problem) == "tasks.yaml:3:5: tasks[0].title: title is empty"
+
+
+# --- reading the tasks one by one -----------------------------------------------------------
+
+
+def many_tasks(count: int, **fields: str) -> str:
+    """A file of ``count`` tasks on common defaults; ``fields`` change task N (``_N_name``)."""
+    lines = [
+        "version: 1",
+        "defaults:",
+        "  url: https://intranet.example.com/onboarding",
+        "  form: {说明: 按指引完成}",
+        "tasks:",
+    ]
+    for n in range(count):
+        task = {"key": f"task-{n:04d}", "userid": f"user{n % 50:02d}", "title": f"任务 {n}"}
+        task.update({k.split("_", 2)[2]: v for k, v in fields.items() if k.startswith(f"_{n}_")})
+        lines.append("  - " + "\n    ".join(f"{k}: {v}" for k, v in task.items() if v))
+    return "\n".join(lines) + "\n"
+
+
+def both_readings(path: Path) -> tuple[object, object]:
+    """What the streamed reading and the whole-file reading make of a file."""
+    name = str(path)
+    data = loader._read(name)
+
+    def outcome(read: Any) -> object:
+        try:
+            return read()
+        except ConfigError as err:
+            return [str(problem) for problem in err.problems]
+
+    streamed = outcome(lambda: loader._streamed_records(name, loader._utf8(name, data)))
+    whole = outcome(lambda: loader._checked_records(name, loader._decode(name, data)))
+    return streamed, whole
+
+
+LAST = 599  # the last of 600 tasks: more than the one-by-one reading ever holds at once
+STREAMED_CASES = {
+    "valid": many_tasks(600),
+    "version and defaults last": "tasks:"
+    + many_tasks(600).split("tasks:")[1]
+    + many_tasks(0).split("tasks:")[0],
+    "a bad task at the end": many_tasks(600, **{f"_{LAST}_url": "ftp://files.example.com"}),
+    "a repeated key at the end": many_tasks(600, **{f"_{LAST}_key": "task-0003"}),
+    "a repeated title and form": many_tasks(600, **{f"_{LAST}_title": "任务 549"}),
+    "unreal create_times": many_tasks(600, _3_create_time="2026-02-30T09:00")
+    + "  - {key: extra, userid: x, title: 额外, create_time: '2026-04-31 10:00'}\n",
+    "defaults with a problem": many_tasks(600).replace("  form:", "  source_name: ' '\n  form:"),
+    "defaults with a problem and repeats": many_tasks(
+        600, _7_title="任务 6", _7_userid="user06"
+    ).replace("  form: {说明: 按指引完成}", "  form: {说明: [a]}"),
+    "another part with a problem and repeats": many_tasks(
+        600, _5_title="任务 4", _5_userid="user04"
+    ).replace("version: 1", "version: 2"),
+    "every task with a problem": many_tasks(600).replace("title:", "titel:"),
+    "problems of every kind": many_tasks(
+        600,
+        _0_priority="high",
+        _10_userid="'bob 02'",
+        _20_form="[{title: a}]",
+        _30_pc_open_type="3",
+        _40_status="!secret done",
+        _50_key="Bad!",
+        _60_userids="[a, a]",
+    ),
+    "anchors, aliases and merge keys": many_tasks(600).replace(
+        "  - key: task-0000", "  - &first\n    key: task-0000", 1
+    )
+    + "  - {<<: *first, key: merged, title: 合并}\n  - {<<: *first, key: merged-2}\n",
+    "an empty list of tasks": (
+        "version: 1\ndefaults: {create_time: '2026-02-30T01:00'}\ntasks: []\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STREAMED_CASES))
+def test_streamed_reading_agrees_with_reading_the_whole_file(tmp_path: Path, case: str) -> None:
+    streamed, whole = both_readings(write(tmp_path, STREAMED_CASES[case]))
+    assert streamed is not None, "read whole instead"
+    assert streamed == whole
+
+
+def test_streamed_reading_leaves_unusual_layouts_to_the_whole_file(tmp_path: Path) -> None:
+    text = many_tasks(3).replace("tasks:", "tasks: !!seq")
+    streamed, whole = both_readings(write(tmp_path, text))
+    assert streamed is None
+    assert isinstance(whole, tuple) and len(whole) == 3
+
+
+def test_valid_file_is_read_once_task_by_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def whole_file(name: str, text: str) -> None:
+        raise AssertionError("read whole")
+
+    monkeypatch.setattr(loader, "_checked_records", whole_file)
+    path = write(tmp_path, many_tasks(600) + "  - {key: alone, userid: u, title: 只此一个}\n")
+    records = load_task_file(path).records
+    assert len(records) == 601
+    assert records[-1].content.form == (("说明", "按指引完成"),)
+    assert records[0].content.form is records[-1].content.form  # the defaults' form, shared
+
+
+def test_streamed_items_are_converted_as_the_whole_document_would_be() -> None:
+    text = (
+        "version: 1\n"
+        "tasks:\n"
+        "  - {key: plain, n: [1, {deep: ~}], pc_open_type: 2}\n"
+        "  - &a {key: anchored, userids: [u1, u2]}\n"
+        "  - {<<: *a, key: merged}\n"
+        "  - {key: tagged, title: !!str 5, x: !secret y}\n"
+        "  - {key: twice, key: again}\n"
+        "  - just text\n"
+    )
+
+    class Sink:
+        layout = loader._TASK_FIELDS
+        fields = frozenset({"key"})
+
+        def __init__(self) -> None:
+            self.items: list[yamlnodes.Item] = []
+
+        def begin(self, head: yamlnodes.Map) -> None:
+            assert [key.text for key, _ in head.pairs] == ["version"]  # type: ignore[attr-defined]
+
+        def item(self, item: yamlnodes.Item) -> None:
+            self.items.append(item)
+
+    sink = Sink()
+    streamed_root = yamlnodes.compose_streaming(text.encode("utf-8"), "tasks", sink)
+    root = yamlnodes.compose(text)
+    assert isinstance(root, yamlnodes.Map) and isinstance(streamed_root, yamlnodes.Map)
+    whole = yamlnodes.convert(root, loader._LAYOUT, 10_000)
+    assert [item.value for item in sink.items] == whole.value["tasks"]
+    assert [p for item in sink.items for p in item.problems] == whole.problems
+    assert set().union(*(item.poisoned for item in sink.items)) == whole.poisoned
+    tasks, _ = yamlnodes.locate(root, ("tasks",))
+    assert isinstance(tasks, yamlnodes.Seq)
+    for index, (item, node) in enumerate(zip(sink.items, tasks.items, strict=True)):
+        assert (item.line, item.column) == (node.line, node.column)
+        assert (item.nodes().line, item.nodes().column) == (node.line, node.column)
+        if isinstance(item.value, dict):
+            key, _ = yamlnodes.locate(root, ("tasks", index, "key"))
+            assert item.places["key"] == (key.line, key.column)
+    assert streamed_root.size == root.size
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"maxItems": 1000},
+        {"uniqueItems": True},
+        {"minItems": 2},
+        {"$ref": "#/$defs/task"},
+    ],
+)
+def test_schema_judging_tasks_together_turns_streaming_off(change: dict[str, Any]) -> None:
+    schema = loader.load_schema()
+    schema["properties"]["tasks"].update(change)
+    assert loader._rules(schema, lambda s: lambda x: True) is None
+
+
+def test_condition_on_the_tasks_turns_streaming_off() -> None:
+    schema = loader.load_schema()
+    schema["allOf"][0]["if"]["properties"]["tasks"] = {"minItems": 2}
+    assert loader._rules(schema, lambda s: lambda x: True) is None
+    assert loader._rules(loader.load_schema(), lambda s: lambda x: True) is not None
+    assert loader._task_rules() is not None
+
+
+def test_byte_order_mark_does_not_shift_columns(tmp_path: Path) -> None:
+    text = "version: 2\ntasks: []\n"
+    with_mark = write(tmp_path, "\ufeff" + text, "bom.yaml")
+    assert [p.split(": ")[0] for p in problems_of(with_mark)] == ["1:10", "2:8"]
+    assert problems_of(with_mark) == problems_of(write(tmp_path, text))
