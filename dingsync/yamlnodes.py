@@ -567,6 +567,10 @@ def _translate_yaml_error(err: yaml.YAMLError, source: str | bytes) -> YamlError
         if tab:
             return YamlError(line, tab, "tab character used for indentation; indent with spaces")
         message = (err.problem or err.context or "syntax error").strip()
+        if "maximum nesting depth" in message:
+            # Newer libyaml stops deep nesting itself, sometimes before our own count does:
+            # say the same thing either way.
+            return YamlError(line, column, f"nesting deeper than {MAX_DEPTH} levels")
         if err.problem and err.context and err.context_mark:
             message += f" ({err.context} at line {err.context_mark.line + 1})"
         return YamlError(line, column, f"invalid YAML: {message}")

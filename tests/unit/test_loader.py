@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -641,7 +642,10 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_deep_nesting_is_refused_without_crashing(tmp_path: Path) -> None:
     depth = 200_000  # libyaml's own composer overflows the C stack long before this
     path = write(tmp_path, "version: 1\ntasks: " + "[" * depth + "]" * depth + "\n")
-    assert problems_of(path) == ["2:71: <root>: nesting deeper than 64 levels"]
+    # Where it is caught depends on the libyaml inside PyYAML: ours counts 64 levels, newer
+    # libyaml stops at its own limit first. The problem and its line are the same.
+    (problem,) = problems_of(path)
+    assert re.fullmatch(r"2:\d+: <root>: nesting deeper than 64 levels", problem)
 
 
 def test_alias_bomb_fails_fast(tmp_path: Path) -> None:
