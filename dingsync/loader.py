@@ -216,7 +216,7 @@ def _without_tasks(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 class _TaskStream:
-    """Takes the tasks from ``compose_streaming`` and checks each as it comes.
+    """Takes the tasks from ``compose_streaming`` and checks them as they come, a few at a time.
 
     A task that passes the schema's rules for a task (``_TaskRules``) leaves behind only
     what the checks across tasks need: its key, line and column, whom it sends what, and
