@@ -159,6 +159,35 @@ def phases(records: list[dict[str, Any]], spawned: float, exited: float) -> Phas
     return Phases(span, rate, stamps[0] - spawned, exited - stamps[-1])
 
 
+@dataclass
+class TimedRun:
+    proc: subprocess.CompletedProcess[str]
+    wall: float
+    spawned: float
+    exited: float
+    calls: dict[str, int]
+    stored: list[dict[str, Any]]
+
+
+def timed_run(command: list[str], folder: Path, cap: float, timeout: float) -> TimedRun:
+    """Run one subprocess against a fresh emulator with this cap; time it, read the emulator."""
+    with new_emulator(cap) as emu:
+        spawned = time.time()
+        started = time.perf_counter()
+        proc = subprocess.run(
+            command,
+            cwd=folder,
+            env=child_env(emu.url),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        wall = time.perf_counter() - started
+        exited = time.time()
+        calls = {k: v for k, v in emu.call_counts().items() if v}
+        return TimedRun(proc, wall, spawned, exited, calls, emu.records())
+
+
 def run_dingsync(
     scenario: str,
     records: int,
@@ -190,21 +219,9 @@ def run_dingsync(
         ]
         if not refresh:
             command.append("--no-refresh")
-        with new_emulator(cap) as emu:
-            spawned = time.time()
-            started = time.perf_counter()
-            proc = subprocess.run(
-                command,
-                cwd=folder,
-                env=child_env(emu.url),
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
-            wall = time.perf_counter() - started
-            exited = time.time()
-            calls = {k: v for k, v in emu.call_counts().items() if v}
-            stored = emu.records()
+        run = timed_run(command, folder, cap, timeout)
+        proc, wall, spawned, exited = run.proc, run.wall, run.spawned, run.exited
+        calls, stored = run.calls, run.stored
     try:
         doc = json.loads(proc.stdout)
         failed = len(doc["result"]["failed"]) + (1 if doc["result"]["fatal"] else 0)
@@ -243,21 +260,9 @@ def run_baseline(records: int, cap: float, timeout: float) -> Row:
         folder = Path(tmp)
         write_task_file(folder, records)
         command = [sys.executable, str(Path(__file__).resolve()), "--baseline-worker", TASK_FILE]
-        with new_emulator(cap) as emu:
-            spawned = time.time()
-            started = time.perf_counter()
-            proc = subprocess.run(
-                command,
-                cwd=folder,
-                env=child_env(emu.url),
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
-            wall = time.perf_counter() - started
-            exited = time.time()
-            calls = {k: v for k, v in emu.call_counts().items() if v}
-            stored = emu.records()
+        run = timed_run(command, folder, cap, timeout)
+        proc, wall, spawned, exited = run.proc, run.wall, run.spawned, run.exited
+        calls, stored = run.calls, run.stored
     try:
         summary = json.loads(proc.stdout)
     except ValueError:
