@@ -1,11 +1,13 @@
 """The ``dingsync`` command line: the group, its commands, and the one place errors end.
 
-Each command lives in ``dingsync/commands/`` and imports what it needs when it runs, so
-``dingsync validate`` starts fast in pre-commit hooks and CI steps.
+Each command lives in ``dingsync/commands/`` and is imported only when it is invoked (or
+listed by ``--help``), and imports what it needs when it runs, so ``dingsync validate``
+starts fast in pre-commit hooks and CI steps.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
@@ -13,16 +15,6 @@ from typing import Any
 import click
 
 from dingsync import __version__
-from dingsync.commands.adopt import import_
-from dingsync.commands.apply import apply
-from dingsync.commands.drift import drift
-from dingsync.commands.emulator import emulator
-from dingsync.commands.plan import plan
-from dingsync.commands.schema import schema
-from dingsync.commands.state import state
-from dingsync.commands.unlock import force_unlock
-from dingsync.commands.validate import problems_document
-from dingsync.commands.validate import validate
 from dingsync.errors import ConfigError
 from dingsync.errors import DingsyncError
 from dingsync.errors import ExitCode
@@ -31,8 +23,36 @@ from dingsync.terminal import out_json
 from dingsync.terminal import redact
 from dingsync.terminal import style
 
+# Command name -> "module:attribute", in the order --help lists them.
+COMMANDS = {
+    "validate": "dingsync.commands.validate:validate",
+    "plan": "dingsync.commands.plan:plan",
+    "apply": "dingsync.commands.apply:apply",
+    "drift": "dingsync.commands.drift:drift",
+    "state": "dingsync.commands.state:state",
+    "import": "dingsync.commands.adopt:import_",
+    "force-unlock": "dingsync.commands.unlock:force_unlock",
+    "schema": "dingsync.commands.schema:schema",
+    "emulator": "dingsync.commands.emulator:emulator",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command is needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attribute = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dingsync")
 def cli() -> None:
     """dingsync keeps DingTalk to-dos (待办) in line with a YAML file kept in git.
@@ -40,10 +60,6 @@ def cli() -> None:
     validate and plan work offline; apply and drift call DingTalk with the app
     credentials from DINGTALK_APP_KEY and DINGTALK_APP_SECRET.
     """
-
-
-for command in (validate, plan, apply, drift, state, import_, force_unlock, schema, emulator):
-    cli.add_command(command)
 
 
 def _error_document(message: str, problems: list[dict[str, Any]]) -> None:
@@ -62,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             err(redact(str(problem)))
         if wants_json:
+            from dingsync.commands.validate import problems_document
+
             doc = problems_document("", exc)
             _error_document(f"{len(exc.problems)} problems in the task file", doc["problems"])
         return ExitCode.ERROR

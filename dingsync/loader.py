@@ -26,11 +26,10 @@ from __future__ import annotations
 import codecs
 import contextlib
 import copy
-import difflib
 import functools
 import gc
 import hashlib
-import importlib.resources
+import importlib
 import json
 import os
 import re
@@ -555,8 +554,12 @@ def show(value: Any, limit: int = 40) -> str:
 
 @functools.cache
 def _schema() -> dict[str, Any]:
-    resource = importlib.resources.files("dingsync.schemas").joinpath(SCHEMA_RESOURCE)
-    schema: dict[str, Any] = json.loads(resource.read_text(encoding="utf-8"))
+    # Read beside the package's own file rather than through importlib.resources, whose
+    # import costs validate more than reading the schema does; dingsync is never zipped.
+    package = importlib.import_module("dingsync.schemas")
+    folder = os.path.dirname(package.__file__ or "")
+    with open(os.path.join(folder, SCHEMA_RESOURCE), encoding="utf-8") as fh:
+        schema: dict[str, Any] = json.load(fh)
     return schema
 
 
@@ -784,6 +787,8 @@ def _on_additional(error: ValidationError, path: Path) -> list[Translated]:
 def _suggestion(field: str, known: list[str]) -> str:
     guess = _ALIASES.get(field)
     if guess not in known:
+        import difflib  # only a misspelt field needs it; validate starts faster without
+
         close = difflib.get_close_matches(field.lower(), known, n=1, cutoff=0.6)
         guess = close[0] if close else None
     return f" (did you mean '{guess}'?)" if guess else ""
