@@ -37,8 +37,13 @@ def validate(task_file: str, state_path: str | None, as_json: bool, verbose: boo
         out_json(doc)
     else:
         tasks = len({r.key for r in tf.records})
-        out(f"{task_file}: valid ({tasks} tasks, {len(tf.records)} records)")
+        records = len(tf.records)
+        out(f"{task_file}: valid ({_count(tasks, 'task')}, {_count(records, 'record')})")
     return ExitCode.OK
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def problems_document(task_file: str, exc: ConfigError) -> dict[str, Any]:
