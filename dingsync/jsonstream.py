@@ -1,0 +1,182 @@
+"""Read a large JSON object one member at a time, so that it never sits in memory whole.
+
+The state of 100,000 records is a file of about 100 MB. ``json.loads`` holds it as one
+string and then as one tree of dicts, several times its size at once. ``load_object``
+takes the text in pieces and decodes one top-level member at a time; inside the members a
+caller chooses (the state's ``records``), it decodes one nested member at a time and
+keeps only what the caller's converter makes of it.
+
+It accepts exactly what ``json.loads`` accepts, in any layout, and reports a problem with
+the message, line and column ``json.loads`` would give.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from typing import Any
+
+# What to do with the members of one nested object: (name, decoded value) -> kept value.
+Converter = Callable[[str, Any], Any]
+# Asked for each top-level member before its value is read: (name, members so far) ->
+# a converter for the members of its value (when that value is an object), or None to
+# decode the value whole.
+Chooser = Callable[[str, dict[str, Any]], Converter | None]
+
+_WHITESPACE = " \t\n\r"
+_AFTER_VALUE = _WHITESPACE + ",]}"
+_DECODER = json.JSONDecoder()
+
+
+class JsonStreamError(ValueError):
+    """The text is not JSON; ``msg``, ``lineno`` and ``colno`` as ``json.JSONDecodeError``."""
+
+    def __init__(self, msg: str, lineno: int, colno: int) -> None:
+        super().__init__(f"{msg}: line {lineno} column {colno}")
+        self.msg = msg
+        self.lineno = lineno
+        self.colno = colno
+
+
+def load_object(pieces: Iterable[str], choose: Chooser) -> Any:
+    """Decode the JSON text made of ``pieces``; see the module docstring.
+
+    A top-level value that is not an object is returned whole, as ``json.loads`` would.
+    """
+    return _Cursor(iter(pieces)).document(choose)
+
+
+class _Cursor:
+    """A window on the text: ``buf`` holds the unread part, ``pos`` is the next character."""
+
+    def __init__(self, pieces: Iterator[str]) -> None:
+        self._pieces = pieces
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+        self._line = 1  # line number of buf[0]
+        self._column = 0  # characters between the start of that line and buf[0]
+
+    # -- the grammar ---------------------------------------------------------------------
+
+    def document(self, choose: Chooser) -> Any:
+        first = self.peek()
+        if first == "\ufeff":
+            self.fail("Unexpected UTF-8 BOM (decode using utf-8-sig)")
+        if first != "{":
+            result = self.value()
+        else:
+            result = self.object(lambda name, found: self.member(choose(name, found)))
+        if self.peek():
+            self.fail("Extra data")
+        return result
+
+    def member(self, convert: Converter | None) -> Any:
+        """The value of one top-level member: converted member by member, or whole."""
+        if convert is None or self.peek() != "{":
+            return self.value()
+        return self.object(lambda name, _found: convert(name, self.value()))
+
+    def object(self, read_value: Callable[[str, dict[str, Any]], Any]) -> dict[str, Any]:
+        """Read the object at ``pos``; ``read_value(name, found so far)`` reads each value."""
+        self.pos += 1  # the "{"
+        found: dict[str, Any] = {}
+        if self.peek() == "}":
+            self.pos += 1
+            return found
+        while True:
+            if self.peek() != '"':
+                self.fail("Expecting property name enclosed in double quotes")
+            name = self.value()
+            if self.peek() != ":":
+                self.fail("Expecting ':' delimiter")
+            self.pos += 1
+            found[name] = read_value(name, found)
+            following = self.peek()
+            if following == ",":
+                self.pos += 1
+            elif following == "}":
+                self.pos += 1
+                return found
+            else:
+                self.fail("Expecting ',' delimiter")
+
+    # -- reading -------------------------------------------------------------------------
+
+    def peek(self) -> str:
+        """Skip whitespace; the next character, or "" at the end of the text."""
+        while True:
+            buf, pos, end = self.buf, self.pos, len(self.buf)
+            while pos < end and buf[pos] in _WHITESPACE:
+                pos += 1
+            self.pos = pos
+            if pos < end:
+                return buf[pos]
+            if not self._more():
+                return ""
+
+    def value(self) -> Any:
+        """Decode the JSON value at ``pos``, reading on until it is complete."""
+        self.peek()
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                # Perhaps only cut off by the end of the window: read on, and fail only
+                # when the whole text is in and the value still does not decode.
+                offset = exc.pos - self.pos  # reading on moves the window
+                if self._more():
+                    continue
+                self.fail(exc.msg, self.pos + offset)
+            # A number cut off by the end of the window ("-0." of "-0.5") decodes as a
+            # shorter one: only whitespace or a closing character after it proves it whole.
+            # (Strings, arrays and objects end with their own closing character.)
+            length = end - self.pos  # reading on moves the window
+            complete = end < len(self.buf) and (
+                isinstance(value, (str, list, dict)) or self.buf[end] in _AFTER_VALUE
+            )
+            if complete or not self._more():
+                self.pos += length
+                return value
+
+    def _more(self) -> bool:
+        """Read at least as much again as the window holds; False at the end of the text."""
+        if self.eof:
+            return False
+        self._drop_read_part()
+        wanted = max(len(self.buf), 1)
+        added: list[str] = []
+        size = 0
+        for piece in self._pieces:
+            added.append(piece)
+            size += len(piece)
+            if size >= wanted:
+                break
+        else:
+            self.eof = True
+        self.buf += "".join(added)
+        return size > 0
+
+    def _drop_read_part(self) -> None:
+        done = self.buf[: self.pos]
+        newlines = done.count("\n")
+        if newlines:
+            self._line += newlines
+            self._column = len(done) - done.rfind("\n") - 1
+        else:
+            self._column += len(done)
+        self.buf = self.buf[self.pos :]
+        self.pos = 0
+
+    def fail(self, msg: str, at: int | None = None) -> Any:
+        """Raise ``JsonStreamError`` for the character at ``at`` (default ``pos``)."""
+        index = self.pos if at is None else at
+        before = self.buf[:index]
+        newlines = before.count("\n")
+        if newlines:
+            line, column = self._line + newlines, index - before.rfind("\n")
+        else:
+            line, column = self._line, self._column + index + 1
+        raise JsonStreamError(msg, line, column)
