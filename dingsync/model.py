@@ -157,14 +157,17 @@ class StateRecord:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StateRecord:
+    def from_dict(
+        cls, data: dict[str, Any], contents: dict[Content, Content] | None = None
+    ) -> StateRecord:
+        """The record of ``data``; with ``contents``, an equal content there is reused."""
         return cls(
             key=data["key"],
             userid=data["userid"],
             record_id=data["record_id"],
             biz_id=data["biz_id"],
             generation=int(data["generation"]),
-            content=Content.from_dict(data["content"]),
+            content=_shared(Content.from_dict(data["content"]), contents),
             fingerprint=data["fingerprint"],
             status=data["status"],
             create_time_ms=int(data["create_time"]),
@@ -211,13 +214,16 @@ class PendingCreate:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PendingCreate:
+    def from_dict(
+        cls, data: dict[str, Any], contents: dict[Content, Content] | None = None
+    ) -> PendingCreate:
+        """The pending create of ``data``; with ``contents``, an equal content is reused."""
         return cls(
             key=data["key"],
             userid=data["userid"],
             biz_id=data["biz_id"],
             generation=int(data["generation"]),
-            content=Content.from_dict(data["content"]),
+            content=_shared(Content.from_dict(data["content"]), contents),
             fingerprint=data["fingerprint"],
             create_time_ms=int(data["create_time"]),
             sent_at=data["sent_at"],
@@ -241,6 +247,10 @@ class State:
 
     def next_generation(self, address: str) -> int:
         return self.generations.get(address, -1) + 1
+
+
+def _shared(content: Content, contents: dict[Content, Content] | None) -> Content:
+    return content if contents is None else contents.setdefault(content, content)
 
 
 def biz_id_for(lineage: str, address: str, generation: int) -> str:

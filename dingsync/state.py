@@ -22,19 +22,26 @@ one that a ``save()`` already folded but had no time to remove (older serial).
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import tempfile
 import threading
 import uuid
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from typing import BinaryIO
 from typing import TypeVar
 
 from dingsync import __version__
 from dingsync.errors import StateError
+from dingsync.jsonstream import Converter
+from dingsync.jsonstream import JsonStreamError
+from dingsync.jsonstream import load_object
+from dingsync.model import Content
 from dingsync.model import PendingCreate
 from dingsync.model import State
 from dingsync.model import StateRecord
@@ -70,6 +77,79 @@ JOURNAL_OPS = frozenset(
 _NEW_FILE_MODE = 0o644
 
 _Entry = TypeVar("_Entry", StateRecord, PendingCreate)
+
+
+class _TextPieces:
+    """The UTF-8 text of a binary file, decoded a piece at a time as it is read."""
+
+    PIECE = 1 << 20
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._read = 0  # bytes read so far
+        self._start = 0  # file offset of the bytes the decoder saw last
+        self.seen_content = False  # anything but whitespace so far
+
+    def __iter__(self) -> Iterator[str]:
+        while True:
+            raw = self._fh.read(self.PIECE)
+            pending, _ = self._decoder.getstate()  # the cut-off end of the last piece
+            self._start = self._read - len(pending)
+            self._read += len(raw)
+            text = self._decoder.decode(raw, final=not raw)
+            if text and not self.seen_content and not text.isspace():
+                self.seen_content = True
+            if text:
+                yield text
+            if not raw:
+                return
+
+    def offset(self, exc: UnicodeDecodeError) -> int:
+        """The file offset of the byte that ``exc`` (raised while iterating) is about."""
+        return self._start + exc.start
+
+
+class _Sharing:
+    """Pools that let the entries read from one state share equal contents and strings.
+
+    A state of 100,000 records repeats the same few timestamps, statuses and form titles
+    in every entry, and a task assigned to many userids repeats its whole content; held
+    once each, they take a fraction of the memory.
+    """
+
+    def __init__(self) -> None:
+        self.contents: dict[Content, Content] = {}
+        self._strings: dict[str, str] = {}
+
+    def state_record(self, data: dict[str, Any]) -> StateRecord:
+        self._share(data, ("status", "created_at", "updated_at", "completed_by"))
+        return StateRecord.from_dict(data, self.contents)
+
+    def pending_create(self, data: dict[str, Any]) -> PendingCreate:
+        self._share(data, ("sent_at",))
+        return PendingCreate.from_dict(data, self.contents)
+
+    def _share(self, data: dict[str, Any], fields: tuple[str, ...]) -> None:
+        if not isinstance(data, dict):
+            return  # from_dict says what is wrong with it
+        strings = self._strings
+        for name in fields:
+            value = data.get(name)
+            if isinstance(value, str):
+                data[name] = strings.setdefault(value, value)
+        content = data.get("content")
+        if not isinstance(content, dict):
+            return
+        for name in ("source_name", "originator_userid", "pc_url"):
+            value = content.get(name)
+            if isinstance(value, str):
+                content[name] = strings.setdefault(value, value)
+        form = content.get("form")
+        for item in form if isinstance(form, list) else ():
+            title = item.get("title") if isinstance(item, dict) else None
+            if isinstance(title, str):
+                item["title"] = strings.setdefault(title, title)
 
 
 def default_state_path(task_file: str | Path, sandbox: bool) -> Path:
@@ -170,28 +250,64 @@ class StateStore:
 
     def _read_state_file(self) -> tuple[State, bool]:
         try:
-            return self._parse(self.path.read_bytes()), True
+            with self.path.open("rb") as fh:
+                return self._parse(fh), True
         except FileNotFoundError:
             return State(lineage=str(uuid.uuid4())), False
         except OSError as exc:
             raise StateError(f"cannot read state file {self.path}: {exc.strerror}") from exc
 
-    def _parse(self, raw: bytes) -> State:
-        if not raw or raw.isspace():  # not strip(): that would copy a 100 MB state
-            raise self._damaged("is empty")
+    def _parse(self, fh: BinaryIO) -> State:
+        text = _TextPieces(fh)
+        # The sections of the current format become records while they are read, one entry
+        # at a time: a large state never exists as one string or one tree of dicts. An older
+        # format is read whole, because its migration works on the plain document.
+        shared = _Sharing()
+        converters: dict[str, Converter] = {
+            "records": self._converter("records", shared.state_record, "address"),
+            "pending": self._converter("pending", shared.pending_create, "address"),
+            "retiring": self._converter("retiring", shared.state_record, "record_id"),
+        }
+        converted: set[str] = set()
+
+        def choose(name: str, found: dict[str, Any]) -> Converter | None:
+            if found.get("format") != FORMAT or name not in converters:
+                return None
+            converted.add(name)
+            return converters[name]
+
         try:
-            doc = json.loads(raw.decode("utf-8"))
+            doc = load_object(text, choose)
         except UnicodeDecodeError as exc:
-            raise self._damaged(f"is not UTF-8 text (byte {exc.start})") from exc
-        except json.JSONDecodeError as exc:
+            raise self._damaged(f"is not UTF-8 text (byte {text.offset(exc)})") from exc
+        except JsonStreamError as exc:
+            if not text.seen_content:
+                raise self._damaged("is empty") from exc
             where = f"line {exc.lineno}, column {exc.colno}"
             raise self._damaged(
                 f"is not valid JSON, perhaps truncated ({exc.msg} at {where})"
             ) from exc
         if not isinstance(doc, dict):
             raise self._damaged("does not hold a JSON object")
+        if doc.get("format") != FORMAT:
+            converted.clear()  # a section read before the format was known is still plain
         doc = self._migrate(doc)
-        return self._state_from_document(doc)
+        return self._state_from_document(doc, converted)
+
+    def _converter(
+        self, field: str, parse: Callable[[dict[str, Any]], _Entry], key_attr: str
+    ) -> Callable[[str, Any], _Entry]:
+        def convert(key: str, data: Any) -> _Entry:
+            try:
+                entry = parse(data)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise self._damaged(f"has a malformed entry {field}[{key!r}] ({exc!r})") from exc
+            # The key is derived from the entry; a mismatch means a hand edit went wrong.
+            if getattr(entry, key_attr) != key:
+                raise self._damaged(f"files entry {field}[{key!r}] under the wrong {key_attr}")
+            return entry
+
+        return convert
 
     def _migrate(self, doc: Document) -> Document:
         fmt = doc.get("format")
@@ -217,7 +333,7 @@ class StateStore:
             doc["format"] = fmt
         return doc
 
-    def _state_from_document(self, doc: Document) -> State:
+    def _state_from_document(self, doc: Document, converted: set[str]) -> State:
         missing = sorted(STATE_KEYS - doc.keys())
         if missing:
             raise self._damaged(f"lacks field(s) {', '.join(missing)}")
@@ -230,9 +346,10 @@ class StateStore:
         if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
             raise self._damaged("has a serial that is not a non-negative integer")
         state = State(lineage=lineage, serial=serial)
-        state.records = self._entries(doc, "records", StateRecord.from_dict, "address")
-        state.pending = self._entries(doc, "pending", PendingCreate.from_dict, "address")
-        state.retiring = self._entries(doc, "retiring", StateRecord.from_dict, "record_id")
+        shared = _Sharing()
+        state.records = self._entries(doc, "records", converted, shared.state_record, "address")
+        state.pending = self._entries(doc, "pending", converted, shared.pending_create, "address")
+        state.retiring = self._entries(doc, "retiring", converted, shared.state_record, "record_id")
         state.generations = self._generations(doc["generations"])
         return state
 
@@ -240,25 +357,23 @@ class StateStore:
         self,
         doc: Document,
         field: str,
+        converted: set[str],
         parse: Callable[[dict[str, Any]], _Entry],
         key_attr: str,
     ) -> dict[str, _Entry]:
         section = doc[field]
         if not isinstance(section, dict):
             raise self._damaged(f"has a '{field}' field that is not an object")
+        if field in converted:
+            return section  # its entries were built and checked while it was read
+        convert = self._converter(field, parse, key_attr)
         entries: dict[str, _Entry] = {}
         # Popping frees each parsed dict as soon as its entry is built.
         while section:
             key, data = section.popitem()
-            try:
-                entry = parse(data)
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise self._damaged(f"has a malformed entry {field}[{key!r}] ({exc!r})") from exc
-            # The key is derived from the entry; a mismatch means a hand edit went wrong.
-            if getattr(entry, key_attr) != key:
-                raise self._damaged(f"files entry {field}[{key!r}] under the wrong {key_attr}")
-            entries[key] = entry
-        return entries
+            entries[key] = convert(key, data)
+        # popitem() works from the end; keep the file's order, as reading it whole did.
+        return dict(reversed(entries.items()))
 
     def _generations(self, section: object) -> dict[str, int]:
         if not isinstance(section, dict) or not all(

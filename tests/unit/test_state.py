@@ -362,6 +362,67 @@ def test_older_format_without_migration_is_refused(store: StateStore) -> None:
         StateStore(store.path).load()
 
 
+def test_reading_in_small_pieces_gives_the_same_state(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    many = {f"task-{n}@alice01": record(key=f"task-{n}", record_id=f"rec-{n}") for n in range(40)}
+    state = saved(store, State(lineage=LINEAGE, records=many))
+    monkeypatch.setattr(state_module._TextPieces, "PIECE", 7)  # cut inside every entry
+    assert StateStore(store.path).load() == state
+
+
+def test_members_in_any_order_are_read_alike(store: StateStore) -> None:
+    # A hand edit may move "format" after the sections it decides how to read.
+    state = saved(store)
+    doc = json.loads(store.path.read_text(encoding="utf-8"))
+    reordered = {k: doc[k] for k in sorted(doc, key=lambda k: k == "format")}
+    assert list(reordered)[-1] == "format"
+    store.path.write_text(json.dumps(reordered, ensure_ascii=False), encoding="utf-8")
+    assert StateStore(store.path).load() == state
+
+
+def test_entries_share_equal_contents_and_repeated_strings(store: StateStore) -> None:
+    many = {
+        f"task-{n}@bob02": record(key=f"task-{n}", userid="bob02", record_id=f"r{n}")
+        for n in range(3)
+    }
+    saved(store, State(lineage=LINEAGE, records=many))
+    loaded = list(StateStore(store.path).load().records.values())
+    assert loaded[0].content == loaded[1].content
+    assert loaded[0].content is loaded[1].content is loaded[2].content
+    assert loaded[0].created_at is loaded[2].created_at
+
+
+def test_bad_utf8_is_located_by_its_file_offset(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved(store)
+    good = store.path.read_bytes()
+    at = good.index("领取".encode()) + 1  # inside a three-byte character
+    store.path.write_bytes(good[:at] + b"\xff" + good[at + 1 :])
+    monkeypatch.setattr(state_module._TextPieces, "PIECE", 5)
+    with pytest.raises(StateError, match=rf"is not UTF-8 text \(byte {at - 1}\)"):
+        StateStore(store.path).load()
+
+
+def test_json_errors_name_the_line_of_the_whole_file(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved(store)
+    lines = store.path.read_text(encoding="utf-8").splitlines(keepends=True)
+    number = next(i for i, line in enumerate(lines) if '"record_id": "rec-1"' in line)
+    lines[number] = lines[number].replace('"rec-1",', '"rec-1"')  # drop one comma
+    text = "".join(lines)
+    store.path.write_text(text, encoding="utf-8")
+    monkeypatch.setattr(state_module._TextPieces, "PIECE", 11)
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads(text)
+    where = f"line {expected.value.lineno}, column {expected.value.colno}"
+    assert expected.value.lineno == number + 2
+    with pytest.raises(StateError, match=f"Expecting ',' delimiter at {where}"):
+        StateStore(store.path).load()
+
+
 def _from_format_0(doc: dict[str, object]) -> dict[str, object]:
     # An invented format 0: records as a list, no pending/retiring/generations, no version.
     records = doc.pop("records")
