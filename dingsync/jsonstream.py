@@ -1,13 +1,18 @@
-"""Read a large JSON object one member at a time, so that it never sits in memory whole.
+"""Read and write a large JSON object one member at a time, so it never sits in memory whole.
 
 The state of 100,000 records is a file of about 100 MB. ``json.loads`` holds it as one
-string and then as one tree of dicts, several times its size at once. ``load_object``
-takes the text in pieces and decodes one top-level member at a time; inside the members a
-caller chooses (the state's ``records``), it decodes one nested member at a time and
-keeps only what the caller's converter makes of it.
+string and then as one tree of dicts, several times its size at once; ``json.dumps`` holds
+the tree, the string and its bytes.
 
-It accepts exactly what ``json.loads`` accepts, in any layout, and reports a problem with
-the message, line and column ``json.loads`` would give.
+``load_object`` takes the text in pieces and decodes one top-level member at a time;
+inside the members a caller chooses (the state's ``records``), it decodes one nested
+member at a time and keeps only what the caller's converter makes of it. It accepts
+exactly what ``json.loads`` accepts, in any layout, and reports a problem with the
+message, line and column ``json.loads`` would give.
+
+``dump_pieces`` gives the text of ``json.dumps(doc, indent=2, sort_keys=True,
+ensure_ascii=False)`` in pieces, character for character, making the members of a
+``Lazy`` value one at a time.
 """
 
 from __future__ import annotations
@@ -16,7 +21,11 @@ import json
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
+from collections.abc import Mapping
+from json.encoder import encode_basestring
 from typing import Any
+from typing import Generic
+from typing import TypeVar
 
 # What to do with the members of one nested object: (name, decoded value) -> kept value.
 Converter = Callable[[str, Any], Any]
@@ -180,3 +189,91 @@ class _Cursor:
         else:
             line, column = self._line, self._column + index + 1
         raise JsonStreamError(msg, line, column)
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+_T = TypeVar("_T")
+
+
+class Lazy(Generic[_T]):
+    """An object whose member values are made for JSON only as they are written."""
+
+    def __init__(self, members: Mapping[str, _T], to_json: Callable[[_T], Any]) -> None:
+        self.members = members
+        self.to_json = to_json
+
+    def pieces(self, indent: str) -> Iterator[str]:
+        if not self.members:
+            yield "{}"
+            return
+        inner = indent + "  "
+        opening = "{\n"
+        for name in sorted(self.members):
+            value = self.to_json(self.members[name])
+            yield f"{opening}{inner}{encode_basestring(name)}: {pretty(value, inner)}"
+            opening = ",\n"
+        yield f"\n{indent}}}"
+
+
+def dump_pieces(doc: Mapping[str, Any]) -> Iterator[str]:
+    """The text of ``json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False)``."""
+    if not doc:
+        yield "{}"
+        return
+    opening = "{\n"
+    for name in sorted(doc):
+        value = doc[name]
+        yield f"{opening}  {encode_basestring(name)}: "
+        if isinstance(value, Lazy):
+            yield from value.pieces("  ")
+        else:
+            yield pretty(value, "  ")
+        opening = ",\n"
+    yield "\n}"
+
+
+def pretty(value: Any, indent: str) -> str:
+    """``value`` as ``json.dumps`` writes it at ``indent`` (indent=2, sorted keys, UTF-8).
+
+    The standard library writes indented JSON with its pure-Python encoder; this does the
+    same work with fewer calls, about twice as fast.
+    """
+    if isinstance(value, str):
+        return encode_basestring(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        return _float(value)
+    inner = indent + "  "
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        members = [f"{inner}{_key(k)}: {pretty(value[k], inner)}" for k in sorted(value)]
+        return "{\n" + ",\n".join(members) + f"\n{indent}}}"
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "[]"
+        items = [inner + pretty(item, inner) for item in value]
+        return "[\n" + ",\n".join(items) + f"\n{indent}]"
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _key(name: Any) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"keys must be str, not {type(name).__name__}")
+    return encode_basestring(name)
+
+
+def _float(value: float) -> str:
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float.__repr__(value)

@@ -29,6 +29,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,6 +41,8 @@ from dingsync import __version__
 from dingsync.errors import StateError
 from dingsync.jsonstream import Converter
 from dingsync.jsonstream import JsonStreamError
+from dingsync.jsonstream import Lazy
+from dingsync.jsonstream import dump_pieces
 from dingsync.jsonstream import load_object
 from dingsync.model import Content
 from dingsync.model import PendingCreate
@@ -577,8 +580,7 @@ class StateStore:
                     "load the state before saving it"
                 )
             serial = state.serial + 1
-            data = serialize(state, serial)
-            self._write(data)
+            self._write(_utf8_batches(state_pieces(state, serial)))
             state.serial = serial
             self._base = (state.lineage, serial)
             # The file now holds everything the journal said; a crash before this unlink is
@@ -592,7 +594,7 @@ class StateStore:
                 f"state file {self.path} could not be read, so it will not be overwritten"
             )
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: Iterable[bytes]) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -613,7 +615,7 @@ class StateStore:
             os.link(self.path, temp)
         except OSError:
             # No hard links on this file system: copy instead, just as atomically.
-            _atomic_write(self.backup_path, self.path.read_bytes(), self.path.stat().st_mode)
+            _atomic_write(self.backup_path, [self.path.read_bytes()], self.path.stat().st_mode)
             return
         try:
             os.replace(temp, self.backup_path)
@@ -622,20 +624,43 @@ class StateStore:
             raise
 
 
-def serialize(state: State, serial: int | None = None) -> bytes:
-    """The bytes of the state file for ``state`` (at ``serial``, default its own)."""
+def state_pieces(state: State, serial: int | None = None) -> Iterator[str]:
+    """The text of the state file for ``state`` (at ``serial``, default its own), in pieces.
+
+    The same text as ``json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False)``
+    plus a newline, made one entry at a time: a large state is never held as one string.
+    """
     doc = {
         "format": FORMAT,
         "lineage": state.lineage,
         "serial": state.serial if serial is None else serial,
         "dingsync_version": __version__,
-        "records": {address: r.to_dict() for address, r in state.records.items()},
-        "pending": {address: p.to_dict() for address, p in state.pending.items()},
-        "retiring": {record_id: r.to_dict() for record_id, r in state.retiring.items()},
-        "generations": dict(state.generations),
+        "records": Lazy(state.records, StateRecord.to_dict),
+        "pending": Lazy(state.pending, PendingCreate.to_dict),
+        "retiring": Lazy(state.retiring, StateRecord.to_dict),
+        "generations": Lazy(state.generations, int),
     }
-    text = json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-    return text.encode("utf-8")
+    yield from dump_pieces(doc)
+    yield "\n"
+
+
+def serialize(state: State, serial: int | None = None) -> bytes:
+    """The bytes of the state file for ``state`` (at ``serial``, default its own)."""
+    return "".join(state_pieces(state, serial)).encode("utf-8")
+
+
+def _utf8_batches(pieces: Iterable[str], size: int = 1 << 20) -> Iterator[bytes]:
+    """``pieces`` encoded as UTF-8, gathered into batches of about ``size`` characters."""
+    batch: list[str] = []
+    length = 0
+    for piece in pieces:
+        batch.append(piece)
+        length += len(piece)
+        if length >= size:
+            yield "".join(batch).encode("utf-8")
+            batch, length = [], 0
+    if batch:
+        yield "".join(batch).encode("utf-8")
 
 
 def _encode_event(event: Mapping[str, Any]) -> bytes:
@@ -652,14 +677,15 @@ def _decode_event(line: bytes) -> dict[str, Any] | None:
     return event
 
 
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
+def _atomic_write(path: Path, data: Iterable[bytes], mode: int) -> None:
     """Replace ``path`` with ``data``: readers see the old bytes or the new, never a mix."""
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     temp = Path(name)
     try:
         try:
             os.fchmod(fd, mode & 0o777)  # mkstemp creates 0600
-            _write_all(fd, data)
+            for chunk in data:
+                _write_all(fd, chunk)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -1,4 +1,5 @@
-"""The piecewise reader gives what json.loads gives: the same value, or the same error."""
+"""The piecewise reader gives what json.loads gives (the same value, or the same error), and
+the piecewise writer writes what json.dumps writes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from hypothesis import strategies as st
 
 from dingsync.jsonstream import Converter
 from dingsync.jsonstream import JsonStreamError
+from dingsync.jsonstream import Lazy
+from dingsync.jsonstream import dump_pieces
 from dingsync.jsonstream import load_object
 
 scalars = (
@@ -138,3 +141,22 @@ def test_a_member_that_is_not_an_object_is_kept_whole() -> None:
 def test_a_number_split_across_pieces_is_read_whole() -> None:
     assert load_object(['{"serial": 12', "345}"], lambda *a: None) == {"serial": 12345}
     assert load_object(["12", "345"], lambda *a: None) == 12345
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=documents, lazy=st.booleans())
+def test_dump_pieces_writes_what_json_dumps_writes(doc: dict[str, Any], lazy: bool) -> None:
+    expected = json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False)
+    if lazy:  # every object member made on the way out, from a stand-in value
+        doc = {
+            name: Lazy({k: ("boxed", v) for k, v in value.items()}, lambda box: box[1])
+            if isinstance(value, dict)
+            else value
+            for name, value in doc.items()
+        }
+    assert "".join(dump_pieces(doc)) == expected
+
+
+def test_dump_pieces_refuses_what_json_cannot_write() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        "".join(dump_pieces({"a": {1, 2}}))

@@ -828,3 +828,11 @@ def test_any_state_survives_save_and_load(state: State) -> None:
         store.save(state)
         assert state.serial == serial + 1
         assert StateStore(store.path).load() == state
+
+
+def test_the_file_is_written_in_batches_that_join_to_the_whole_text() -> None:
+    state = sample_state()
+    whole = "".join(state_module.state_pieces(state)).encode("utf-8")
+    batches = list(state_module._utf8_batches(state_module.state_pieces(state), size=64))
+    assert len(batches) > 5
+    assert b"".join(batches) == whole == state_module.serialize(state)
