@@ -45,9 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # measure the checkout this file sits in
+from checkout import child_env as checkout_env  # first: puts this checkout on sys.path
+from checkout import compile_checkout
 
 APP_KEY = "bench-app-key"
 APP_SECRET = "bench-app-secret-0123456789"
@@ -116,13 +115,11 @@ def write_task_file(folder: Path, records: int) -> Path:
 
 
 def child_env(endpoint: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
+    env = checkout_env(
         DINGTALK_APP_KEY=APP_KEY,
         DINGTALK_APP_SECRET=APP_SECRET,
         DINGSYNC_ENDPOINT=endpoint,
         NO_COLOR="1",
-        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
     )
     env.pop("GITHUB_STEP_SUMMARY", None)
     return env
@@ -495,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.baseline_worker:
         return baseline_worker(args.baseline_worker)
+    compile_checkout()
     rows, refresh = scenarios(args)
     ok = all(r.failed == 0 and r.records == args.records for r in rows if r.max_qps)
     if args.json:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from checkout import child_env  # first: puts this checkout on sys.path
 
 from dingsync.emulator import Emulator
 from dingsync.emulator import EmulatorConfig
@@ -37,8 +38,7 @@ def write_tasks(path: Path, records: int, users: int) -> None:
 
 
 def dingsync(workdir: Path, url: str, *args: str) -> float:
-    env = {**os.environ, "DINGTALK_APP_KEY": KEY, "DINGTALK_APP_SECRET": SECRET}
-    env["DINGSYNC_ENDPOINT"] = url
+    env = child_env(DINGTALK_APP_KEY=KEY, DINGTALK_APP_SECRET=SECRET, DINGSYNC_ENDPOINT=url)
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "dingsync", *args],

@@ -48,9 +48,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # measure the checkout this file sits in
+from checkout import ROOT  # first: puts this checkout on sys.path
+from checkout import child_env as checkout_env
+from checkout import compile_checkout
 
 FAN_OUT = 1000  # userids per task in the fan-out files
 DEFAULT_SIZES = (1000, 10_000, 100_000)
@@ -156,9 +156,7 @@ def write_full_state(task_file: Path, state_file: Path) -> int:
 
 
 def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["NO_COLOR"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env = checkout_env(NO_COLOR="1")
     env.pop("GITHUB_STEP_SUMMARY", None)  # plan would append its markdown there
     for name in ("DINGTALK_APP_KEY", "DINGTALK_APP_SECRET", "DINGSYNC_ENDPOINT"):
         env.pop(name, None)  # validate and plan are offline: prove it
@@ -469,6 +467,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    compile_checkout()
 
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -19,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from checkout import child_env  # first: puts this checkout on sys.path
+from checkout import compile_checkout
 
 TASKS = "\n".join(
     ["version: 1", "defaults:", "  url: https://intranet.example.com/t", "tasks:"]
@@ -38,11 +38,9 @@ TASKS = "\n".join(
 
 def median_seconds(commands: dict[str, list[str]], runs: int) -> dict[str, float]:
     """The median wall time of each command, run in turns so that noise hits them alike."""
-    # As users run it: with compiled bytecode cached (some environments disable writing it,
-    # which would add the compile of every module to every run). One warm-up run fills it.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    # Measure the checkout this file sits in, whatever is installed.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    # As users run it: the checkout's modules compiled once, as installing them does.
+    compile_checkout()
+    env = child_env()
     timings: dict[str, list[float]] = {name: [] for name in commands}
     for command in commands.values():
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
