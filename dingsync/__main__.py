@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from dingsync.cli import main
+from dingsync.cli import run
 
-raise SystemExit(main())
+run()

@@ -7,10 +7,12 @@ starts fast in pre-commit hooks and CI steps.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
 from typing import Any
+from typing import NoReturn
 
 import click
 
@@ -104,3 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         err("This is a bug in dingsync; rerun with DINGSYNC_TRACEBACK=1 to see the traceback.")
         return ExitCode.INTERNAL
     return int(result) if isinstance(result, int) else ExitCode.OK
+
+
+def run() -> NoReturn:
+    """The ``dingsync`` program: ``main``, then exit with its code."""
+    code = main()
+    # The interpreter's last garbage collection at exit walks every object of the run only
+    # to free memory the process hands back anyway; frozen objects are skipped, which saves
+    # about 20 ms of a 200 ms run. (Not in main(): callers in a long-lived process need
+    # their garbage collected.)
+    gc.freeze()
+    sys.exit(code)
