@@ -6,9 +6,9 @@ pc_url, source_name, originator and pc_open_type cannot be read back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from typing import Literal
+from typing import NamedTuple
 
 from dingsync.model import RemoteRecord
 from dingsync.model import StateRecord
@@ -16,23 +16,20 @@ from dingsync.model import StateRecord
 DriftKind = Literal["completed", "missing", "modified"]
 
 
-@dataclass(frozen=True)
-class FieldDrift:
+class FieldDrift(NamedTuple):
     path: str  # e.g. "title", "form[1].content"
     expected: Any
     actual: Any
 
 
-@dataclass(frozen=True)
-class DriftItem:
+class DriftItem(NamedTuple):
     address: str
     record_id: str
     kind: DriftKind
     fields: tuple[FieldDrift, ...] = ()
 
 
-@dataclass(frozen=True)
-class DriftReport:
+class DriftReport(NamedTuple):
     items: tuple[DriftItem, ...]
     checked: int
 

@@ -7,7 +7,7 @@ as one line and exits with ``exit_code``. Anything else escaping the core is a b
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class ExitCode(enum.IntEnum):
@@ -24,8 +24,7 @@ class DingsyncError(Exception):
     exit_code: int = ExitCode.ERROR
 
 
-@dataclass(frozen=True, order=True)
-class Problem:
+class Problem(NamedTuple):
     """One validation problem, located in the task file."""
 
     file: str

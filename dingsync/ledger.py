@@ -12,7 +12,6 @@ read-modify-write steps, so the journal always describes a prefix of what happen
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from datetime import datetime
 from datetime import timezone
 
@@ -129,8 +128,7 @@ class Ledger:
             current = self.state.records.get(record.address)
             if current is not None and current.record_id == record.record_id:
                 self._record(
-                    replace(
-                        current,
+                    current._replace(
                         status="done",
                         completed_by=by,
                         missing=False,
@@ -150,18 +148,18 @@ class Ledger:
             for record in found_again or []:
                 current = self.state.records.get(record.address)
                 if current is not None and current.record_id == record.record_id:
-                    self._record(replace(current, missing=False, updated_at=now))
+                    self._record(current._replace(missing=False, updated_at=now))
             for record in completed:
                 current = self.state.records.get(record.address)
                 if current is not None and current.record_id == record.record_id:
                     self._record(
-                        replace(current, status="done", completed_by="assignee", updated_at=now)
+                        current._replace(status="done", completed_by="assignee", updated_at=now)
                     )
             for record in missing:
                 current = self.state.records.get(record.address)
                 if current is not None and current.record_id == record.record_id:
                     if not current.missing:
-                        self._record(replace(current, missing=True, updated_at=now))
+                        self._record(current._replace(missing=True, updated_at=now))
 
     def adopt(self, record: StateRecord) -> None:
         """Take an existing remote record under management (``dingsync import``)."""

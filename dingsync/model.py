@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 from typing import Literal
+from typing import NamedTuple
 
 Status = Literal["open", "done"]
 FormPairs = tuple[tuple[str, str], ...]
@@ -27,8 +28,7 @@ CONTENT_FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Content:
+class Content(NamedTuple):
     """What one create sends to DingTalk, apart from userid, biz_id and create_time."""
 
     title: str
@@ -74,8 +74,7 @@ def make_address(key: str, userid: str) -> str:
     return f"{key}@{userid}"
 
 
-@dataclass(frozen=True, slots=True)
-class DesiredRecord:
+class DesiredRecord(NamedTuple):
     """One (task key, userid) pair of the task file: the unit that becomes one remote record."""
 
     key: str
@@ -90,8 +89,7 @@ class DesiredRecord:
         return make_address(self.key, self.userid)
 
 
-@dataclass(frozen=True, slots=True)
-class TaskFile:
+class TaskFile(NamedTuple):
     """A loaded, fully validated task file."""
 
     path: str
@@ -102,8 +100,7 @@ class TaskFile:
         return {r.address: r for r in self.records}
 
 
-@dataclass(frozen=True, slots=True)
-class RemoteRecord:
+class RemoteRecord(NamedTuple):
     """One item of ``getbyuserid``: all that the list call reveals of a to-do."""
 
     record_id: str
@@ -115,8 +112,7 @@ class RemoteRecord:
     status: Status
 
 
-@dataclass(frozen=True, slots=True)
-class StateRecord:
+class StateRecord(NamedTuple):
     """A remote record that dingsync created (or imported) and manages."""
 
     key: str
@@ -178,8 +174,7 @@ class StateRecord:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class PendingCreate:
+class PendingCreate(NamedTuple):
     """A create that was (or is about to be) sent but whose answer has not been recorded.
 
     ``replaces`` names the record_id this create supersedes, so that a resumed run still

@@ -6,10 +6,9 @@ complete the old one), and a removal is a completion. Nothing here does I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from dataclasses import field
 from typing import Any
 from typing import Literal
+from typing import NamedTuple
 
 from dingsync.model import CONTENT_FIELDS
 from dingsync.model import Content
@@ -24,15 +23,13 @@ SAFETY_MIN_RECORDS = 10
 SAFETY_MAX_SHARE = 0.30
 
 
-@dataclass(frozen=True)
-class FieldChange:
+class FieldChange(NamedTuple):
     field: str
     before: Any
     after: Any
 
 
-@dataclass(frozen=True)
-class Create:
+class Create(NamedTuple):
     desired: DesiredRecord
     # new | missing (gone remotely) | reopened (file says open again) | resume (interrupted)
     reason: str = "new"
@@ -45,8 +42,7 @@ class Create:
         return self.desired.address
 
 
-@dataclass(frozen=True)
-class Replace:
+class Replace(NamedTuple):
     desired: DesiredRecord
     current: StateRecord
     changes: tuple[FieldChange, ...]
@@ -59,8 +55,7 @@ class Replace:
         return self.desired.address
 
 
-@dataclass(frozen=True)
-class Complete:
+class Complete(NamedTuple):
     current: StateRecord
     # removed (not in the file) | done (status: done) | replaced (old record of a replace)
     # | interrupted (a create that never settled and is no longer wanted)
@@ -77,14 +72,13 @@ class Complete:
 Change = Create | Replace | Complete
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     creates: tuple[Create, ...] = ()
     replaces: tuple[Replace, ...] = ()
     completes: tuple[Complete, ...] = ()
     managed: int = 0  # open records in state: the base of the safety share
     unchanged: int = 0
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
     @property
     def changes(self) -> tuple[Change, ...]:

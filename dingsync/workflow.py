@@ -6,7 +6,6 @@ The CLI parses options, builds a backend and calls these; tests can call them to
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +141,7 @@ def import_record(
     )
     differences = [
         f"{d.path}: DingTalk has {d.actual!r}, the file says {d.expected!r}"
-        for d in field_drift(replace(record, content=content), remote)
+        for d in field_drift(record._replace(content=content), remote)
     ]
     ledger.adopt(record)
     return record, differences

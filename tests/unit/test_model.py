@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -41,11 +39,11 @@ def test_every_content_field_changes_the_fingerprint():
     }
     assert set(changed) == set(CONTENT_FIELDS)
     for name, value in changed.items():
-        assert replace(EXAMPLE, **{name: value}).fingerprint() != EXAMPLE.fingerprint(), name
+        assert EXAMPLE._replace(**{name: value}).fingerprint() != EXAMPLE.fingerprint(), name
 
 
 def test_form_order_matters():
-    swapped = replace(EXAMPLE, form=tuple(reversed(EXAMPLE.form)))
+    swapped = EXAMPLE._replace(form=tuple(reversed(EXAMPLE.form)))
     assert swapped.fingerprint() != EXAMPLE.fingerprint()
 
 

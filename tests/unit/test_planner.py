@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -94,7 +92,7 @@ def test_every_content_field_counts_for_replace():
         ("originator_userid", "manager1"),
         ("pc_open_type", 4),
     ]:
-        new = desired(content=replace(d.content, **{field: value}))
+        new = desired(content=d.content._replace(**{field: value}))
         (change,) = make_plan(tasks(new), state_of(managed(d))).changes
         assert isinstance(change, Replace), field
         assert [f.field for f in change.changes] == [field]

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -485,7 +484,7 @@ def test_a_record_event_settles_only_its_own_pending_create(store: StateStore) -
     store.journal_record(state, old)
     store.journal_pending(state, pending(generation=1))
     # the old record changes status while the replace is in flight: the intent stays
-    store.journal_record(state, replace(old, status="done"))
+    store.journal_record(state, old._replace(status="done"))
     assert "laptop@alice01" in state.pending
     store.journal_record(state, record(record_id="rec-new", generation=1))
     assert state.pending == {}
