@@ -13,8 +13,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def all_commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
+    # Through list_commands/get_command, as --help does: the top group loads its commands
+    # only when asked, so its `commands` dict starts empty.
+    ctx = click.Context(group)
     found = []
-    for name, command in sorted(group.commands.items()):
+    for name in sorted(group.list_commands(ctx)):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         found.append((prefix + name, command))
         if isinstance(command, click.Group):
             found += all_commands(command, prefix + name + " ")
@@ -22,6 +27,11 @@ def all_commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.
 
 
 COMMANDS = all_commands(cli)
+
+
+def test_every_command_is_found():
+    names = {name for name, _ in COMMANDS}
+    assert {"validate", "plan", "apply", "drift", "state list", "import", "schema"} <= names
 
 
 @pytest.mark.parametrize("name,command", COMMANDS, ids=[n for n, _ in COMMANDS])
