@@ -39,6 +39,19 @@ _AFTER_VALUE = _WHITESPACE + ",]}"
 _DECODER = json.JSONDecoder()
 
 
+def _trailing_comma_message() -> str | None:
+    """What this Python's json says of ``{"a": 1,}``, when it is not the generic message."""
+    try:
+        json.loads('{"a": 1,}')
+    except json.JSONDecodeError as exc:
+        return None if exc.msg.startswith("Expecting property name") else exc.msg
+    return None
+
+
+# Newer Pythons name a trailing comma in an object (at the comma); older ones expect a name.
+_TRAILING_COMMA = _trailing_comma_message()
+
+
 class JsonStreamError(ValueError):
     """The text is not JSON; ``msg``, ``lineno`` and ``colno`` as ``json.JSONDecodeError``."""
 
@@ -71,9 +84,11 @@ class _Cursor:
     # -- the grammar ---------------------------------------------------------------------
 
     def document(self, choose: Chooser) -> Any:
+        while not self.buf and self._more():
+            pass
+        if self.buf.startswith("\ufeff"):  # json.loads looks for it at the very start only
+            self.fail("Unexpected UTF-8 BOM (decode using utf-8-sig)", 0)
         first = self.peek()
-        if first == "\ufeff":
-            self.fail("Unexpected UTF-8 BOM (decode using utf-8-sig)")
         if first != "{":
             result = self.value()
         else:
@@ -105,7 +120,10 @@ class _Cursor:
             found[name] = read_value(name, found)
             following = self.peek()
             if following == ",":
+                comma = self.pos
                 self.pos += 1
+                if _TRAILING_COMMA and self.peek() == "}":
+                    self.fail(_TRAILING_COMMA, comma)
             elif following == "}":
                 self.pos += 1
                 return found
@@ -139,6 +157,12 @@ class _Cursor:
                 if self._more():
                     continue
                 self.fail(exc.msg, self.pos + offset)
+            except ValueError as exc:
+                # Python's cap on the digits of an integer: perhaps only the cut-off start
+                # of a longer float, or a number json.loads cannot read either.
+                if self._more():
+                    continue
+                self.fail(str(exc))
             # A number cut off by the end of the window ("-0." of "-0.5") decodes as a
             # shorter one: only whitespace or a closing character after it proves it whole.
             # (Strings, arrays and objects end with their own closing character.)

@@ -103,7 +103,10 @@ def test_same_error_as_json_loads_for_damaged_text(
 
 @pytest.mark.parametrize(
     "text",
-    ["", "  \n", "[1, 2]", '"x"', "1 2", '{"a": 1} x', "\ufeff{}", '{"a": 1,}', '{"r": {"q": 1,}}'],
+    [
+        *("", "  \n", "[1, 2]", '"x"', "1 2", '{"a": 1} x', '{"a": 1,}', '{"r": {"q": 1,}}'),
+        *("\ufeff{}", "\r\ufeff0", "\n\ufeff{}"),  # json.loads wants a BOM first to name it
+    ],
 )
 def test_edge_cases_match_json_loads(text: str) -> None:
     for size in (1, 3, 1000):
@@ -160,3 +163,9 @@ def test_dump_pieces_writes_what_json_dumps_writes(doc: dict[str, Any], lazy: bo
 def test_dump_pieces_refuses_what_json_cannot_write() -> None:
     with pytest.raises(TypeError, match="not JSON serializable"):
         "".join(dump_pieces({"a": {1, 2}}))
+
+
+def test_a_long_number_cut_by_a_piece_is_read_whole() -> None:
+    # Cut after 4,500 digits, the start alone would pass Python's cap on integer digits.
+    text = '{"a": [' + "1" * 5000 + ".5]}"
+    assert load_object([text[:4507], text[4507:]], lambda *a: None) == json.loads(text)
