@@ -245,7 +245,22 @@ class State:
 
 
 def _shared(content: Content, contents: dict[Content, Content] | None) -> Content:
-    return content if contents is None else contents.setdefault(content, content)
+    if contents is None or not _well_typed(content):
+        return content
+    return contents.setdefault(content, content)
+
+
+def _well_typed(content: Content) -> bool:
+    """Whether every field has the type it should: only then does equal mean identical
+    (as tuples, ``1``, ``1.0`` and ``True`` are equal, and a list cannot be hashed)."""
+    texts = (content.pc_url, content.source_name, content.originator_userid)
+    return (
+        type(content.title) is str
+        and type(content.url) is str
+        and all(text is None or type(text) is str for text in texts)
+        and (content.pc_open_type is None or type(content.pc_open_type) is int)
+        and all(type(t) is str and type(c) is str for t, c in content.form)
+    )
 
 
 def biz_id_for(lineage: str, address: str, generation: int) -> str:

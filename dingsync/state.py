@@ -101,7 +101,7 @@ class _TextPieces:
             self._start = self._read - len(pending)
             self._read += len(raw)
             text = self._decoder.decode(raw, final=not raw)
-            if text and not self.seen_content and not text.isspace():
+            if not self.seen_content and text.lstrip(" \t\n\r"):  # JSON's whitespace
                 self.seen_content = True
             if text:
                 yield text
@@ -271,10 +271,13 @@ class StateStore:
             "pending": self._converter("pending", shared.pending_create, "address"),
             "retiring": self._converter("retiring", shared.state_record, "record_id"),
         }
-        converted: set[str] = set()
+        converted: set[str] = set()  # the sections whose value now in the document is built
 
         def choose(name: str, found: dict[str, Any]) -> Converter | None:
+            # A repeated name replaces the earlier value (as in json.loads), so the set
+            # follows the value read last.
             if found.get("format") != FORMAT or name not in converters:
+                converted.discard(name)
                 return None
             converted.add(name)
             return converters[name]
@@ -286,14 +289,17 @@ class StateStore:
         except JsonStreamError as exc:
             if not text.seen_content:
                 raise self._damaged("is empty") from exc
+            if exc.msg.startswith("Exceeds the limit"):  # Python's cap on integer digits
+                raise self._damaged(f"holds a number too long to read ({exc})") from exc
             where = f"line {exc.lineno}, column {exc.colno}"
             raise self._damaged(
                 f"is not valid JSON, perhaps truncated ({exc.msg} at {where})"
             ) from exc
         if not isinstance(doc, dict):
             raise self._damaged("does not hold a JSON object")
-        if doc.get("format") != FORMAT:
-            converted.clear()  # a section read before the format was known is still plain
+        if doc.get("format") != FORMAT and converted:
+            # Sections were built for the current format, then another "format" followed.
+            raise self._damaged("has more than one 'format' field")
         doc = self._migrate(doc)
         return self._state_from_document(doc, converted)
 
@@ -375,7 +381,7 @@ class StateStore:
         while section:
             key, data = section.popitem()
             entries[key] = convert(key, data)
-        # popitem() works from the end; keep the file's order, as reading it whole did.
+        # popitem() works from the end; keep the file's order, as the streamed sections do.
         return dict(reversed(entries.items()))
 
     def _generations(self, section: object) -> dict[str, int]:
@@ -597,15 +603,16 @@ class StateStore:
     def _write(self, data: Iterable[bytes]) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            keep_backup: Callable[[], None] | None = self._keep_backup
             try:
                 # Keep the mode of an existing file: its owner may have chosen it.
                 mode = self.path.stat().st_mode & 0o777
             except FileNotFoundError:
-                mode = _NEW_FILE_MODE
-            else:
-                self._keep_backup()
-            _atomic_write(self.path, data, mode)
-        except OSError as exc:
+                mode, keep_backup = _NEW_FILE_MODE, None
+            # The backup moves on only once the new file is complete: a write that fails
+            # (a full disk, text that cannot be encoded) leaves both files as they were.
+            _atomic_write(self.path, data, mode, before_replace=keep_backup)
+        except (OSError, UnicodeEncodeError) as exc:
             raise StateError(f"cannot write state file {self.path}: {exc}") from exc
 
     def _keep_backup(self) -> None:
@@ -677,8 +684,17 @@ def _decode_event(line: bytes) -> dict[str, Any] | None:
     return event
 
 
-def _atomic_write(path: Path, data: Iterable[bytes], mode: int) -> None:
-    """Replace ``path`` with ``data``: readers see the old bytes or the new, never a mix."""
+def _atomic_write(
+    path: Path,
+    data: Iterable[bytes],
+    mode: int,
+    before_replace: Callable[[], None] | None = None,
+) -> None:
+    """Replace ``path`` with ``data``: readers see the old bytes or the new, never a mix.
+
+    ``before_replace`` runs once the new bytes are durable in the temp file, just before
+    the rename.
+    """
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     temp = Path(name)
     try:
@@ -689,6 +705,8 @@ def _atomic_write(path: Path, data: Iterable[bytes], mode: int) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+        if before_replace is not None:
+            before_replace()
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)

@@ -291,6 +291,8 @@ def test_truncated_file_without_backup(store: StateStore) -> None:
     ("content", "expected"),
     [
         (b"", "is empty"),
+        (b" \n\t ", "is empty"),
+        ("\u00a0".encode(), "not valid JSON"),  # not whitespace to JSON
         (b"\xff\xfe{}", "not UTF-8"),
         (b"[1, 2]", "does not hold a JSON object"),
         (b'{"lineage": "x"}', "no integer 'format'"),
@@ -420,6 +422,59 @@ def test_json_errors_name_the_line_of_the_whole_file(
     assert expected.value.lineno == number + 2
     with pytest.raises(StateError, match=f"Expecting ',' delimiter at {where}"):
         StateStore(store.path).load()
+
+
+def test_a_later_plain_section_is_still_checked(store: StateStore) -> None:
+    # "records" is built while format is 1, then replaced by a second "records" read while
+    # a second "format" said 0: that one must not slip through unchecked.
+    store.path.parent.mkdir()
+    store.path.write_text(
+        '{"format": 1, "records": {}, "format": 0, "records": {"x": 5}, "format": 1, '
+        '"lineage": "L", "serial": 1, "dingsync_version": "x", "pending": {}, '
+        '"retiring": {}, "generations": {}}',
+        encoding="utf-8",
+    )
+    with pytest.raises(StateError, match=r"malformed entry records\['x'\]"):
+        StateStore(store.path).load()
+
+
+def test_sections_built_before_a_second_format_are_refused(store: StateStore) -> None:
+    store.path.parent.mkdir()
+    store.path.write_text(
+        '{"format": 1, "records": {}, "pending": {}, "retiring": {}, "generations": {}, '
+        '"lineage": "L", "serial": 1, "dingsync_version": "x", "format": 0}',
+        encoding="utf-8",
+    )
+    with pytest.raises(StateError, match="more than one 'format'"):
+        StateStore(store.path).load()
+
+
+def test_equal_but_differently_typed_contents_are_not_merged(store: StateStore) -> None:
+    saved(store)
+    doc = json.loads(store.path.read_text(encoding="utf-8"))
+    first = doc["records"]["laptop@alice01"]
+    second = json.loads(json.dumps(first))
+    second.update(key="badge", record_id="rec-2")
+    first["content"]["pc_open_type"], second["content"]["pc_open_type"] = 1, True
+    doc["records"]["badge@alice01"] = second
+    store.path.write_text(json.dumps(doc), encoding="utf-8")
+    records = StateStore(store.path).load().records
+    assert records["laptop@alice01"].content.pc_open_type is not True
+    assert records["badge@alice01"].content.pc_open_type is True
+
+
+def test_a_save_that_cannot_be_encoded_leaves_state_and_backup_alone(store: StateStore) -> None:
+    saved(store)
+    saved(store, store.load())  # now a .backup exists
+    doc = json.loads(store.path.read_text(encoding="utf-8"))
+    doc["records"]["laptop@alice01"]["content"]["title"] = "\ud800"  # a hand edit
+    store.path.write_text(json.dumps(doc), encoding="utf-8")  # escaped, so still UTF-8
+    before = (store.path.read_bytes(), store.backup_path.read_bytes())
+    state = store.load()
+    with pytest.raises(StateError, match="cannot write state file"):
+        store.save(state)
+    assert (store.path.read_bytes(), store.backup_path.read_bytes()) == before
+    assert [p.name for p in store.path.parent.iterdir() if p.name.endswith(".tmp")] == []
 
 
 def _from_format_0(doc: dict[str, object]) -> dict[str, object]:
