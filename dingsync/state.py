@@ -237,8 +237,9 @@ class StateStore:
         """Read the state file and fold a leftover journal into it.
 
         A missing file gives a new, empty state with a fresh lineage (written only by the
-        first ``save``). Any unreadable content raises ``StateError``, and ``save`` then
-        refuses to run until a ``load`` succeeds, so a damaged file is never overwritten.
+        first ``save``), unless a ``.backup`` is there: then it is refused. Any unreadable
+        content raises ``StateError``, and ``save`` then refuses to run until a ``load``
+        succeeds, so a damaged file is never overwritten.
         """
         with self._mutex:
             self._load_failed = True
@@ -256,6 +257,13 @@ class StateStore:
             with self.path.open("rb") as fh:
                 return self._parse(fh), True
         except FileNotFoundError:
+            if self.backup_path.exists():
+                # A fresh lineage would mean fresh biz_ids: every record created again.
+                raise StateError(
+                    f"state file {self.path} is missing but {self.backup_path} is there; "
+                    f"restore the state from it (or from git), or delete the backup to "
+                    f"start a new state on purpose"
+                ) from None
             return State(lineage=str(uuid.uuid4())), False
         except OSError as exc:
             raise StateError(f"cannot read state file {self.path}: {exc.strerror}") from exc
@@ -603,6 +611,7 @@ class StateStore:
     def _write(self, data: Iterable[bytes]) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._remove_leftover_temp_files()
             keep_backup: Callable[[], None] | None = self._keep_backup
             try:
                 # Keep the mode of an existing file: its owner may have chosen it.
@@ -614,6 +623,14 @@ class StateStore:
             _atomic_write(self.path, data, mode, before_replace=keep_backup)
         except (OSError, UnicodeEncodeError) as exc:
             raise StateError(f"cannot write state file {self.path}: {exc}") from exc
+
+    def _remove_leftover_temp_files(self) -> None:
+        """Delete the temp files of saves that a kill cut short (never the state itself).
+
+        Writers of this state hold its lock, so no other save is using one now.
+        """
+        for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
 
     def _keep_backup(self) -> None:
         """Make ``.backup`` the current file, so that it always holds a complete state."""

@@ -477,6 +477,32 @@ def test_a_save_that_cannot_be_encoded_leaves_state_and_backup_alone(store: Stat
     assert [p.name for p in store.path.parent.iterdir() if p.name.endswith(".tmp")] == []
 
 
+def test_a_missing_state_beside_its_backup_is_refused(store: StateStore) -> None:
+    state = saved(store)
+    saved(store, state)
+    store.path.unlink()
+    with pytest.raises(StateError, match=r"is missing but .*\.backup is there"):
+        StateStore(store.path).load()
+    store.backup_path.unlink()  # starting over is a deliberate act
+    assert StateStore(store.path).load().lineage != state.lineage
+
+
+def test_a_save_removes_temp_files_a_killed_save_left(store: StateStore) -> None:
+    saved(store)
+    folder = store.path.parent
+    leftovers = [
+        folder / f".{store.path.name}.k1ll3d.tmp",
+        folder / f".{store.backup_path.name}.0123abcd.tmp",
+    ]
+    for leftover in leftovers:
+        leftover.write_text("{half a state", encoding="utf-8")
+    unrelated = folder / ".other.state.json.abc.tmp"
+    unrelated.write_text("not ours", encoding="utf-8")
+    saved(store, store.load())
+    assert not any(p.exists() for p in leftovers)
+    assert unrelated.exists()
+
+
 def _from_format_0(doc: dict[str, object]) -> dict[str, object]:
     # An invented format 0: records as a list, no pending/retiring/generations, no version.
     records = doc.pop("records")
