@@ -97,13 +97,16 @@ class StateLock:
         return True
 
     def _holder_content(self) -> bytes:
-        holder = {
+        holder: dict[str, Any] = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "command": self.command,
             "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "dingsync_version": __version__,
         }
+        started = _process_start(os.getpid())
+        if started is not None:
+            holder["pid_start"] = started
         return (json.dumps(holder, sort_keys=True) + "\n").encode("utf-8")
 
     def release(self) -> None:
@@ -142,6 +145,8 @@ class StateLock:
     def is_stale(info: dict[str, Any]) -> bool:
         """True when the holder ran on this host and its process no longer exists.
 
+        Where the lock names the holder's start time (Linux), a process now running under
+        the same pid but started at another time is a different one: the pid was reused.
         A lock from another host is never called stale: its process cannot be checked
         from here.
         """
@@ -150,7 +155,13 @@ class StateLock:
             return False
         if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
             return False  # os.kill(0, ...) would signal our own process group
-        return not _process_exists(pid)
+        if not _process_exists(pid):
+            return True
+        recorded = info.get("pid_start")
+        if not isinstance(recorded, int) or isinstance(recorded, bool):
+            return False
+        current = _process_start(pid)
+        return current is not None and current != recorded
 
     @staticmethod
     def force_remove(state_path: str | Path) -> bool:
@@ -197,3 +208,19 @@ def _process_exists(pid: int) -> bool:
     except PermissionError:
         return True  # it exists, under another user
     return True
+
+
+def _process_start(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (Linux's /proc); None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces or ')'; the start
+    # time is field 22, the 20th after the last ')'.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None

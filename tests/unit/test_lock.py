@@ -75,7 +75,8 @@ def test_lock_file_names_its_holder_and_goes_away(state_path: Path) -> None:
         assert lock.path == lock_file(state_path)
         info = StateLock.read(state_path)
         assert info is not None
-        assert set(info) == {"pid", "host", "command", "created_at", "dingsync_version"}
+        named = {"pid", "host", "command", "created_at", "dingsync_version"}
+        assert set(info) - {"pid_start"} == named  # the start time where /proc tells it
         assert info["pid"] == os.getpid()
         assert info["host"] == socket.gethostname()
         assert info["command"] == "apply"
@@ -148,6 +149,18 @@ def test_stale_lock_is_reported_as_such(state_path: Path) -> None:
 )
 def test_not_stale(info: dict[str, object]) -> None:
     assert not StateLock.is_stale(info)
+
+
+@pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/stat").exists(), reason="needs /proc")
+def test_a_reused_pid_is_a_stale_lock(state_path: Path) -> None:
+    with StateLock(state_path, command="apply"):
+        mine = StateLock.read(state_path)
+    assert mine is not None and isinstance(mine["pid_start"], int)
+    assert not StateLock.is_stale(mine)  # this very process holds it
+    # The same pid, but a process that started at another moment: not the holder.
+    reused = {**mine, "pid_start": mine["pid_start"] - 1}
+    assert StateLock.is_stale(reused)
+    assert "stale lock" in StateLock.held_message(reused)
 
 
 def test_unreadable_lock_file(state_path: Path) -> None:
