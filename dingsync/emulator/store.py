@@ -201,7 +201,7 @@ class Store:
             raise Rejection(854001, "待办任务重复: biz_id 已存在")
         if self._same_content_today(request, now):
             raise Rejection(854001, "待办任务重复: 同一人同一天不能收到相同内容的待办")
-        adds_today = self._adds.setdefault(day_of(now), {})
+        adds_today = self._adds_on(day_of(now))
         if adds_today.get(userid, 0) >= daily_limit:
             raise Rejection(854002, "待办任务超过每日限额")
         record = self._new_record(request, app, now)
@@ -211,6 +211,15 @@ class Store:
             self._biz_ids.setdefault(userid, set()).add(record.biz_id)
         self.on_change()
         return record
+
+    def _adds_on(self, day: str) -> dict[str, int]:
+        """The per-user add counts of ``day``; the counts of earlier days are dropped once
+        a new day starts, so that an emulator left running does not grow without end."""
+        counts = self._adds.get(day)
+        if counts is None:
+            self._adds = {d: c for d, c in self._adds.items() if d > day}
+            counts = self._adds[day] = {}
+        return counts
 
     def _same_content_today(self, request: AddRequest, now: float) -> bool:
         """Whether a record of this user created today has this title and these form pairs.

@@ -151,6 +151,18 @@ def test_data_survives_a_restart(tmp_path, start_emulator, connect):
     assert listed == [newer, older]  # creation sequence continues after the restart
 
 
+def test_day_counters_of_past_days_are_dropped(tmp_path, start_emulator, connect):
+    path = tmp_path / "emulator.json"
+    emulator = start_emulator(data_path=path, clock=lambda: NOW)
+    api = connect(emulator)
+    api.add_ok(title="一")
+    emulator.advance_clock(86400)
+    api.add_ok(title="二")
+    emulator.stop()
+    adds = json.loads(path.read_text(encoding="utf-8"))["adds"]
+    assert list(adds.values()) == [{"alice01": 1}]  # only the new day's count is left
+
+
 def test_changes_reach_the_file_without_a_stop(tmp_path, start_emulator, connect):
     path = tmp_path / "data" / "emulator.json"
     api = connect(start_emulator(data_path=path))
