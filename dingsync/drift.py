@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from dingsync.model import RemoteRecord
 from dingsync.model import StateRecord
+from dingsync.wording import counted
 
 DriftKind = Literal["completed", "missing", "modified"]
 
@@ -38,11 +39,11 @@ class DriftReport(NamedTuple):
 
     def summary(self) -> str:
         if not self.items:
-            return f"No drift: {self.checked} records checked."
+            return f"No drift: {counted(self.checked, 'record')} checked."
         counts = ", ".join(
             f"{len(self.of_kind(k))} {k}" for k in ("completed", "missing", "modified")
         )
-        return f"Drift: {counts} ({self.checked} records checked)."
+        return f"Drift: {counts} ({counted(self.checked, 'record')} checked)."
 
 
 def _comparable(title: str, url: str, form: tuple[tuple[str, str], ...]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import click
 
 from dingsync.progress import ProgressBar
 from dingsync.reporter import Reporter
+from dingsync.wording import counted
 
 
 def use_color(stream: Any = None) -> bool:
@@ -104,7 +105,7 @@ class TerminalReporter(Reporter):
         if self.tty and total:
             self._bar = ProgressBar(sys.stderr, total, self.LABELS.get(what, what))
         elif what == "refresh" and total:
-            self._line(f"Refreshing {total} records…")
+            self._line(f"Refreshing {counted(total, 'record')}…")
 
     def advanced(self, what: str) -> None:
         if self._bar is not None:

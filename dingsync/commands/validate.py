@@ -12,6 +12,7 @@ from dingsync.options import file_options
 from dingsync.options import load_tasks
 from dingsync.terminal import out
 from dingsync.terminal import out_json
+from dingsync.wording import counted
 
 
 @click.command()
@@ -38,12 +39,8 @@ def validate(task_file: str, state_path: str | None, as_json: bool, verbose: boo
     else:
         tasks = len({r.key for r in tf.records})
         records = len(tf.records)
-        out(f"{task_file}: valid ({_count(tasks, 'task')}, {_count(records, 'record')})")
+        out(f"{task_file}: valid ({counted(tasks, 'task')}, {counted(records, 'record')})")
     return ExitCode.OK
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def problems_document(task_file: str, exc: ConfigError) -> dict[str, Any]:

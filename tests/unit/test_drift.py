@@ -28,7 +28,7 @@ def remote(record_id: str = "r1", status: str = "open", **kw) -> RemoteRecord:
 def test_unchanged_record_is_no_drift():
     report = judge([record()], {"r1": remote()})
     assert report.items == ()
-    assert report.summary() == "No drift: 1 records checked."
+    assert report.summary() == "No drift: 1 record checked."
 
 
 def test_done_remotely_is_completed():
