@@ -6,6 +6,9 @@ complete the old one), and a removal is a completion. Nothing here does I/O.
 
 from __future__ import annotations
 
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
 from typing import Any
 from typing import Literal
 from typing import NamedTuple
@@ -193,8 +196,12 @@ class _Buckets:
             self.completes.append(change)
 
 
-def make_plan(task_file: TaskFile, state: State) -> Plan:
-    """Compare the desired records with the state; every address lands in one bucket."""
+def make_plan(task_file: TaskFile, state: State, today: str | None = None) -> Plan:
+    """Compare the desired records with the state; every address lands in one bucket.
+
+    ``today`` (China time, ``YYYY-MM-DD``, see ``china_day``) lets the plan warn of
+    replaces that DingTalk will refuse today; without it there is no such note.
+    """
     buckets = _Buckets()
     desired_by_address = task_file.by_address()
     for address, desired in desired_by_address.items():
@@ -227,6 +234,8 @@ def make_plan(task_file: TaskFile, state: State) -> Plan:
         "(with its own biz_id) only if DingTalk does not have it"
         for address in sorted(state.pending)
     )
+    if today is not None:
+        notes += tuple(_refused_today(replaces, today))
     return Plan(
         creates=tuple(sorted(creates, key=lambda c: c.address)),
         replaces=tuple(sorted(replaces, key=lambda c: c.address)),
@@ -235,3 +244,33 @@ def make_plan(task_file: TaskFile, state: State) -> Plan:
         unchanged=unchanged,
         notes=notes,
     )
+
+
+# DingTalk keeps one to-do of the same title and form per user and China-time day.
+CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+_SAME_DAY_FIELDS = frozenset({"title", "form"})
+
+
+def china_day(moment: datetime) -> str:
+    """The China-time date of ``moment`` (an aware datetime), as ``YYYY-MM-DD``."""
+    return moment.astimezone(CHINA).strftime("%Y-%m-%d")
+
+
+def _refused_today(replaces: list[Replace], today: str) -> list[str]:
+    """Notes for replaces that keep title and form of a record created today: DingTalk
+    refuses the new record as a duplicate (854001) until tomorrow, China time."""
+    notes = []
+    for change in sorted(replaces, key=lambda c: c.address):
+        if change.pending is not None or _SAME_DAY_FIELDS & {c.field for c in change.changes}:
+            continue
+        try:
+            created = datetime.fromisoformat(change.current.created_at.replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        if created.tzinfo is not None and china_day(created) == today:
+            notes.append(
+                f"{change.address}: its title and form stay the same and it was created "
+                "today, so DingTalk will refuse the new record until tomorrow (China time); "
+                "change the title or form to replace it today"
+            )
+    return notes

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
+from datetime import timezone
 
 import click
 
@@ -67,6 +69,7 @@ def apply(
     from dingsync.applier import Applier
     from dingsync.ledger import Ledger
     from dingsync.lock import StateLock
+    from dingsync.planner import china_day
     from dingsync.planner import make_plan
     from dingsync.recovery import look_up_pending
     from dingsync.render import apply_document
@@ -103,7 +106,7 @@ def apply(
             Ledger(state, store) as ledger,
         ):
             look_up_pending(ledger, backend, reporter)
-            the_plan = make_plan(tf, ledger.state)
+            the_plan = make_plan(tf, ledger.state, china_day(datetime.now(timezone.utc)))
             # The state as planned against, for the JSON document printed at the end.
             planned = (ledger.state.lineage if store.exists() else None, ledger.state.serial)
             if saved is not None:

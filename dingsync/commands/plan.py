@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from datetime import timezone
 from pathlib import Path
 
 import click
@@ -42,6 +44,7 @@ def plan(
     sandbox: bool,
 ) -> int:
     """Show what apply would do; offline: needs no credentials and no network."""
+    from dingsync.planner import china_day
     from dingsync.planner import make_plan
     from dingsync.render import plan_document
     from dingsync.render import plan_markdown
@@ -53,7 +56,7 @@ def plan(
     path = state_path_for(task_file, state_path, sandbox)
     store = StateStore(path)
     state = store.load()
-    the_plan = make_plan(tf, state)
+    the_plan = make_plan(tf, state, china_day(datetime.now(timezone.utc)))
     fmt = fmt or ("json" if as_json else "text")
     if out_path or fmt == "json":
         # A state that does not exist yet has no lineage: its first apply will create one.

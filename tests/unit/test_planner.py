@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from datetime import timezone
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,6 +17,7 @@ from dingsync.model import TaskFile
 from dingsync.planner import Complete
 from dingsync.planner import Create
 from dingsync.planner import Replace
+from dingsync.planner import china_day
 from dingsync.planner import make_plan
 
 
@@ -68,6 +72,25 @@ def test_same_content_is_no_change():
     assert not plan.has_changes
     assert plan.summary() == "No changes."
     assert plan.unchanged == 1
+
+
+def test_a_replace_dingtalk_refuses_today_is_noted():
+    # created_at 2026-11-28T00:00:00Z is 08:00 on 2026-11-28 in China.
+    old = desired()
+    url_only = desired(content=content(url="https://intranet.example.com/it/v2"))
+    titled = desired(content=content(title="领取新笔记本电脑"))
+    state = state_of(managed(old))
+    (note,) = make_plan(tasks(url_only), state, today="2026-11-28").notes
+    assert note.startswith("laptop@alice01: its title and form stay the same")
+    assert "until tomorrow (China time)" in note
+    assert make_plan(tasks(url_only), state, today="2026-11-29").notes == ()
+    assert make_plan(tasks(titled), state, today="2026-11-28").notes == ()
+    assert make_plan(tasks(url_only), state).notes == ()  # no date given, no guess
+
+
+def test_china_day_is_utc_plus_eight():
+    assert china_day(datetime(2026, 11, 28, 15, 59, tzinfo=timezone.utc)) == "2026-11-28"
+    assert china_day(datetime(2026, 11, 28, 16, 0, tzinfo=timezone.utc)) == "2026-11-29"
 
 
 def test_changed_title_is_a_replace_with_a_field_diff():
