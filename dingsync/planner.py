@@ -235,7 +235,7 @@ def make_plan(task_file: TaskFile, state: State, today: str | None = None) -> Pl
         for address in sorted(state.pending)
     )
     if today is not None:
-        notes += tuple(_refused_today(replaces, today))
+        notes += tuple(_refused_today(creates, replaces, state, today))
     return Plan(
         creates=tuple(sorted(creates, key=lambda c: c.address)),
         replaces=tuple(sorted(replaces, key=lambda c: c.address)),
@@ -246,9 +246,9 @@ def make_plan(task_file: TaskFile, state: State, today: str | None = None) -> Pl
     )
 
 
-# DingTalk keeps one to-do of the same title and form per user and China-time day.
+# DingTalk keeps one to-do of the same title and form per user and China-time day, done
+# or not (dingtalk-api.md §3).
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
-_SAME_DAY_FIELDS = frozenset({"title", "form"})
 
 
 def china_day(moment: datetime) -> str:
@@ -256,21 +256,38 @@ def china_day(moment: datetime) -> str:
     return moment.astimezone(CHINA).strftime("%Y-%m-%d")
 
 
-def _refused_today(replaces: list[Replace], today: str) -> list[str]:
-    """Notes for replaces that keep title and form of a record created today: DingTalk
-    refuses the new record as a duplicate (854001) until tomorrow, China time."""
+def _refused_today(
+    creates: list[Create], replaces: list[Replace], state: State, today: str
+) -> list[str]:
+    """Notes for records to be sent that a record the user got today already matches in
+    title and form: DingTalk refuses them (854001) until tomorrow, China time."""
+    sent_today = {
+        (r.userid, r.content.title, r.content.form)
+        for r in (*state.records.values(), *state.retiring.values())
+        if _created_on(r, today)
+    }
     notes = []
-    for change in sorted(replaces, key=lambda c: c.address):
-        if change.pending is not None or _SAME_DAY_FIELDS & {c.field for c in change.changes}:
-            continue
-        try:
-            created = datetime.fromisoformat(change.current.created_at.replace("Z", "+00:00"))
-        except ValueError:
-            continue
-        if created.tzinfo is not None and china_day(created) == today:
+    to_send: list[Create | Replace] = [*creates, *replaces]
+    for change in sorted(to_send, key=lambda c: c.address):
+        if change.pending is not None:
+            continue  # an interrupted create is resent with its own biz_id, or found
+        d = change.desired
+        if (d.userid, d.content.title, d.content.form) in sent_today:
             notes.append(
-                f"{change.address}: its title and form stay the same and it was created "
-                "today, so DingTalk will refuse the new record until tomorrow (China time); "
-                "change the title or form to replace it today"
+                f"{change.address}: {d.userid} already got a to-do with this title and form "
+                "today, so DingTalk will refuse it until tomorrow (China time); change the "
+                "title or form to send it today"
             )
     return notes
+
+
+def _created_on(record: StateRecord, day: str) -> bool:
+    """Whether ``record`` reached DingTalk on ``day``, as far as the state can tell: both
+    when dingsync recorded it and its create_time fall on that day. (An imported record
+    was recorded on the day of the import, but keeps the create_time it had.)"""
+    try:
+        recorded = datetime.fromisoformat(str(record.created_at).replace("Z", "+00:00"))
+        stamped = datetime.fromtimestamp(int(record.create_time_ms) / 1000, CHINA)
+    except (ValueError, TypeError, OverflowError, OSError):
+        return False
+    return recorded.tzinfo is not None and china_day(recorded) == china_day(stamped) == day

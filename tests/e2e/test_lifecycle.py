@@ -113,3 +113,15 @@ def test_the_team_loop(workdir, emulator, monkeypatch):
     assert open_titles == ["签署保密协议（2027 版）"]
     assert dingsync("drift", "--detailed-exitcode").code == 0
     assert dingsync("plan", "--detailed-exitcode").code == 0
+
+
+def test_plan_warns_of_a_replace_dingtalk_refuses_the_same_day(workdir, emulator):
+    write_tasks(workdir / "tasks.yaml", ONBOARDING)
+    assert dingsync("apply", "-y", "--no-refresh").code == 0
+    moved = ONBOARDING.replace("https://intranet.example.com/onboarding", "https://hr.example.com")
+    write_tasks(workdir / "tasks.yaml", moved)  # nda@alice01 gets a new url, nothing else
+    plan = dingsync("plan")
+    assert "-/+ replace  nda@alice01" in plan.out
+    assert "nda@alice01: alice01 already got a to-do with this title and form today" in plan.out
+    run = dingsync("apply", "-y", "--no-refresh")
+    assert run.code == 1 and "854001" in run.err  # what the note foretold

@@ -74,18 +74,42 @@ def test_same_content_is_no_change():
     assert plan.unchanged == 1
 
 
+# 2026-11-28T20:00:00Z is 04:00 on 2026-11-29 in China: the UTC and China dates differ.
+LATE = {"created_at": "2026-11-28T20:00:00Z", "create_time_ms": 1_795_896_000_000}
+
+
 def test_a_replace_dingtalk_refuses_today_is_noted():
-    # created_at 2026-11-28T00:00:00Z is 08:00 on 2026-11-28 in China.
-    old = desired()
     url_only = desired(content=content(url="https://intranet.example.com/it/v2"))
-    titled = desired(content=content(title="领取新笔记本电脑"))
-    state = state_of(managed(old))
-    (note,) = make_plan(tasks(url_only), state, today="2026-11-28").notes
-    assert note.startswith("laptop@alice01: its title and form stay the same")
+    state = state_of(managed(desired(), **LATE))
+    (note,) = make_plan(tasks(url_only), state, today="2026-11-29").notes
+    assert note.startswith("laptop@alice01: alice01 already got a to-do with this title")
     assert "until tomorrow (China time)" in note
-    assert make_plan(tasks(url_only), state, today="2026-11-29").notes == ()
-    assert make_plan(tasks(titled), state, today="2026-11-28").notes == ()
+    assert make_plan(tasks(url_only), state, today="2026-11-28").notes == ()  # the UTC date
     assert make_plan(tasks(url_only), state).notes == ()  # no date given, no guess
+
+
+def test_a_new_title_or_form_is_not_refused():
+    state = state_of(managed(desired(), **LATE))
+    titled = desired(content=content(title="领取新笔记本电脑"))
+    formed = desired(content=content(form=(("任务描述", "到前台领取"),)))
+    for changed in (titled, formed):
+        assert make_plan(tasks(changed), state, today="2026-11-29").notes == ()
+
+
+def test_a_reopened_or_renamed_task_is_refused_the_same_day():
+    d = desired()
+    done_today = managed(d, status="done", completed_by="dingsync", **LATE)
+    (note,) = make_plan(tasks(d), state_of(done_today), today="2026-11-29").notes
+    assert note.startswith("laptop@alice01:")
+    renamed = desired(key="new-laptop")
+    notes = make_plan(tasks(renamed), state_of(managed(d, **LATE)), today="2026-11-29").notes
+    assert [n.split(":")[0] for n in notes] == ["new-laptop@alice01"]
+
+
+def test_an_old_record_imported_today_is_not_taken_for_a_new_one():
+    url_only = desired(content=content(url="https://intranet.example.com/it/v2"))
+    imported = managed(desired(), created_at=LATE["created_at"], create_time_ms=1)  # 1970
+    assert make_plan(tasks(url_only), state_of(imported), today="2026-11-29").notes == ()
 
 
 def test_china_day_is_utc_plus_eight():
