@@ -23,6 +23,7 @@ one that a ``save()`` already folded but had no time to remove (older serial).
 from __future__ import annotations
 
 import codecs
+import glob
 import json
 import os
 import tempfile
@@ -629,7 +630,7 @@ class StateStore:
 
         Writers of this state hold its lock, so no other save is using one now.
         """
-        for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+        for leftover in self.path.parent.glob(f".{glob.escape(self.path.name)}.*.tmp"):
             leftover.unlink(missing_ok=True)
 
     def _keep_backup(self) -> None:
@@ -638,8 +639,11 @@ class StateStore:
         try:
             os.link(self.path, temp)
         except OSError:
-            # No hard links on this file system: copy instead, just as atomically.
-            _atomic_write(self.backup_path, [self.path.read_bytes()], self.path.stat().st_mode)
+            # No hard links on this file system: copy instead, just as atomically, and a
+            # piece at a time like every other read and write of the state.
+            with self.path.open("rb") as current:
+                pieces = iter(lambda: current.read(1 << 20), b"")
+                _atomic_write(self.backup_path, pieces, self.path.stat().st_mode)
             return
         try:
             os.replace(temp, self.backup_path)

@@ -14,6 +14,7 @@ import pytest
 import dingsync
 from dingsync.errors import LockError
 from dingsync.lock import StateLock
+from dingsync.lock import _process_start
 
 # A child process that takes the lock, says so, and holds it until its stdin closes.
 HOLDER = """
@@ -161,6 +162,20 @@ def test_a_reused_pid_is_a_stale_lock(state_path: Path) -> None:
     reused = {**mine, "pid_start": mine["pid_start"] - 1}
     assert StateLock.is_stale(reused)
     assert "stale lock" in StateLock.held_message(reused)
+
+
+@pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/stat").exists(), reason="needs /proc")
+def test_the_start_time_read_is_when_the_process_started() -> None:
+    ours = _process_start(os.getpid())
+    time.sleep(0.05)  # five clock ticks at the usual 100 per second
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        later = _process_start(child.pid)
+        assert ours is not None and later is not None and later > ours
+        assert _process_start(child.pid) == later  # the same process, the same value
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_unreadable_lock_file(state_path: Path) -> None:
