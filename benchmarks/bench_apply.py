@@ -196,31 +196,27 @@ def run_dingsync(
     refresh: bool,
     timeout: float,
 ) -> Row:
-    with tempfile.TemporaryDirectory(prefix="dingsync-bench-") as tmp:
-        folder = Path(tmp)
-        write_task_file(folder, records)
-        command = [
-            sys.executable,
-            "-m",
-            "dingsync",
-            "apply",
-            "-y",
-            "--json",
-            "-v",
-            "-f",
-            TASK_FILE,
-            "--state",
-            STATE_FILE,
-            "--max-qps",
-            f"{max_qps:g}",
-            "--parallelism",
-            str(parallelism),
-        ]
-        if not refresh:
-            command.append("--no-refresh")
-        run = timed_run(command, folder, cap, timeout)
-        proc, wall, spawned, exited = run.proc, run.wall, run.spawned, run.exited
-        calls, stored = run.calls, run.stored
+    command = [
+        sys.executable,
+        "-m",
+        "dingsync",
+        "apply",
+        "-y",
+        "--json",
+        "-v",
+        "-f",
+        TASK_FILE,
+        "--state",
+        STATE_FILE,
+        "--max-qps",
+        f"{max_qps:g}",
+        "--parallelism",
+        str(parallelism),
+    ]
+    if not refresh:
+        command.append("--no-refresh")
+    run = run_on_task_file(command, records, cap, timeout)
+    proc = run.proc
     try:
         doc = json.loads(proc.stdout)
         failed = len(doc["result"]["failed"]) + (1 if doc["result"]["fatal"] else 0)
@@ -229,65 +225,63 @@ def run_dingsync(
         message = f"{scenario}: dingsync apply gave no JSON (exit {proc.returncode})"
         raise SystemExit(message) from None
     # A record neither stored nor reported as failed would be a silent loss: count it too.
-    failed = max(failed, records - len(stored))
-    times = phases(stored, spawned, exited)
+    failed = max(failed, records - len(run.stored))
+    rate_limited_log = len(RATE_LIMIT_LOG.findall(proc.stderr))
+    return measured_row(scenario, run, records, cap, failed, rate_limited_log, max_qps, parallelism)
+
+
+def run_baseline(records: int, cap: float, timeout: float) -> Row:
+    command = [sys.executable, str(Path(__file__).resolve()), "--baseline-worker", TASK_FILE]
+    run = run_on_task_file(command, records, cap, timeout)
+    try:
+        summary = json.loads(run.proc.stdout)
+    except ValueError:
+        sys.stderr.write(run.proc.stderr[-3000:])
+        raise SystemExit(f"baseline: the worker failed (exit {run.proc.returncode})") from None
+    failed, rate_limited_log = int(summary["failed"]), int(summary["rate_limited"])
+    return measured_row("baseline loop", run, records, cap, failed, rate_limited_log)
+
+
+def run_on_task_file(command: list[str], records: int, cap: float, timeout: float) -> TimedRun:
+    """``command`` run in a temp folder holding a task file of ``records`` to-dos."""
+    with tempfile.TemporaryDirectory(prefix="dingsync-bench-") as tmp:
+        folder = Path(tmp)
+        write_task_file(folder, records)
+        return timed_run(command, folder, cap, timeout)
+
+
+def measured_row(
+    scenario: str,
+    run: TimedRun,
+    records: int,
+    cap: float,
+    failed: int,
+    rate_limited_log: int,
+    max_qps: float | None = None,
+    parallelism: int | None = None,
+) -> Row:
+    """The figures of one run; rate-limited answers are add calls that stored nothing."""
+    times = phases(run.stored, run.spawned, run.exited)
     physical = records / cap
     return Row(
         scenario=scenario,
         cap=cap,
         max_qps=max_qps,
         parallelism=parallelism,
-        records=len(stored),
-        wall_s=wall,
+        records=len(run.stored),
+        wall_s=run.wall,
         add_phase_s=times.add_phase_s,
         before_s=times.before_s,
         after_s=times.after_s,
         adds_per_s=times.adds_per_s,
         physical_s=physical,
-        wall_ratio=wall / physical,
+        wall_ratio=run.wall / physical,
         speedup=None,
         failed=failed,
-        rate_limited=calls.get("workrecord/add", 0) - len(stored),
-        rate_limited_log=len(RATE_LIMIT_LOG.findall(proc.stderr)),
-        calls=calls,
-        exit_code=proc.returncode,
-    )
-
-
-def run_baseline(records: int, cap: float, timeout: float) -> Row:
-    with tempfile.TemporaryDirectory(prefix="dingsync-bench-") as tmp:
-        folder = Path(tmp)
-        write_task_file(folder, records)
-        command = [sys.executable, str(Path(__file__).resolve()), "--baseline-worker", TASK_FILE]
-        run = timed_run(command, folder, cap, timeout)
-        proc, wall, spawned, exited = run.proc, run.wall, run.spawned, run.exited
-        calls, stored = run.calls, run.stored
-    try:
-        summary = json.loads(proc.stdout)
-    except ValueError:
-        sys.stderr.write(proc.stderr[-3000:])
-        raise SystemExit(f"baseline: the worker failed (exit {proc.returncode})") from None
-    times = phases(stored, spawned, exited)
-    physical = records / cap
-    return Row(
-        scenario="baseline loop",
-        cap=cap,
-        max_qps=None,
-        parallelism=None,
-        records=len(stored),
-        wall_s=wall,
-        add_phase_s=times.add_phase_s,
-        before_s=times.before_s,
-        after_s=times.after_s,
-        adds_per_s=times.adds_per_s,
-        physical_s=physical,
-        wall_ratio=wall / physical,
-        speedup=None,
-        failed=int(summary["failed"]),
-        rate_limited=calls.get("workrecord/add", 0) - len(stored),
-        rate_limited_log=int(summary["rate_limited"]),
-        calls=calls,
-        exit_code=proc.returncode,
+        rate_limited=run.calls.get("workrecord/add", 0) - len(run.stored),
+        rate_limited_log=rate_limited_log,
+        calls=run.calls,
+        exit_code=run.proc.returncode,
     )
 
 
