@@ -78,13 +78,32 @@ def api_options(func: F) -> F:
         show_default=True,
         help="Client-side calls per second per API (0: no limit); slows down on rate limits.",
     )(func)
-    func = click.option(
-        "--lock-timeout",
-        type=click.FloatRange(min=0),
-        default=0.0,
-        help="Wait this many seconds for the state lock instead of failing at once.",
-    )(func)
-    return func
+    return lock_timeout_option(func)
+
+
+# Single options that several commands take, each defined once.
+lock_timeout_option = click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Wait this many seconds for the state lock instead of failing at once.",
+)
+sandbox_state_option = click.option("--sandbox", is_flag=True, help="Use the sandbox state.")
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default=None,
+    help="Output format [default: text; json with --json].",
+)
+lookup_option = click.option(
+    "--lookup",
+    type=click.Choice(["list", "get"]),
+    default="list",
+    show_default=True,
+    help="How records are looked up: list, the documented getbyuserid call; get, "
+    "workrecord/get where a gateway offers it.",
+)
 
 
 def state_path_for(task_file: str, state_path: str | None, sandbox: bool = False) -> Path:

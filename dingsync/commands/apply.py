@@ -14,6 +14,7 @@ from dingsync.errors import PlanError
 from dingsync.options import api_options
 from dingsync.options import file_options
 from dingsync.options import load_tasks
+from dingsync.options import lookup_option
 from dingsync.options import open_backend
 from dingsync.options import require_credentials
 from dingsync.options import state_path_for
@@ -42,13 +43,7 @@ from dingsync.terminal import style
 @click.option(
     "--force", is_flag=True, help="Apply even when the plan exceeds the safety threshold."
 )
-@click.option(
-    "--lookup",
-    type=click.Choice(["list", "get"]),
-    default="list",
-    show_default=True,
-    help="How the drift check finds records.",
-)
+@lookup_option
 def apply(
     task_file: str,
     state_path: str | None,

@@ -7,6 +7,8 @@ import click
 from dingsync.errors import ExitCode
 from dingsync.options import api_options
 from dingsync.options import file_options
+from dingsync.options import format_option
+from dingsync.options import lookup_option
 from dingsync.options import open_backend
 from dingsync.options import require_credentials
 from dingsync.options import state_path_for
@@ -22,21 +24,9 @@ from dingsync.terminal import style
 @click.command()
 @file_options
 @api_options
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "markdown"]),
-    default=None,
-    help="Output format [default: text; json with --json].",
-)
+@format_option
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 without drift, 2 with drift.")
-@click.option(
-    "--lookup",
-    type=click.Choice(["list", "get"]),
-    default="list",
-    show_default=True,
-    help="list: the documented getbyuserid call; get: workrecord/get where a gateway offers it.",
-)
+@lookup_option
 def drift(
     task_file: str,
     state_path: str | None,

@@ -10,7 +10,9 @@ import click
 
 from dingsync.errors import ExitCode
 from dingsync.options import file_options
+from dingsync.options import format_option
 from dingsync.options import load_tasks
+from dingsync.options import sandbox_state_option
 from dingsync.options import state_path_for
 from dingsync.terminal import append_step_summary
 from dingsync.terminal import err
@@ -21,18 +23,12 @@ from dingsync.terminal import style
 
 @click.command()
 @file_options
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "markdown"]),
-    default=None,
-    help="Output format [default: text; json with --json].",
-)
+@format_option
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Save the plan for apply.")
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are."
 )
-@click.option("--sandbox", is_flag=True, help="Plan against the sandbox state.")
+@sandbox_state_option
 def plan(
     task_file: str,
     state_path: str | None,

@@ -9,6 +9,8 @@ import click
 from dingsync.errors import DingsyncError
 from dingsync.errors import ExitCode
 from dingsync.options import file_options
+from dingsync.options import lock_timeout_option
+from dingsync.options import sandbox_state_option
 from dingsync.options import state_path_for
 from dingsync.terminal import out
 from dingsync.terminal import out_json
@@ -21,7 +23,7 @@ def state() -> None:
 
 @state.command("list")
 @file_options
-@click.option("--sandbox", is_flag=True, help="Use the sandbox state.")
+@sandbox_state_option
 def state_list(
     task_file: str, state_path: str | None, as_json: bool, verbose: bool, sandbox: bool
 ) -> int:
@@ -40,7 +42,7 @@ def state_list(
 @state.command("show")
 @file_options
 @click.argument("address")
-@click.option("--sandbox", is_flag=True, help="Use the sandbox state.")
+@sandbox_state_option
 def state_show(
     task_file: str,
     state_path: str | None,
@@ -72,13 +74,8 @@ def state_show(
 @state.command("rm")
 @file_options
 @click.argument("address")
-@click.option("--sandbox", is_flag=True, help="Use the sandbox state.")
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    help="Wait this many seconds for the state lock instead of failing at once.",
-)
+@sandbox_state_option
+@lock_timeout_option
 def state_rm(
     task_file: str,
     state_path: str | None,

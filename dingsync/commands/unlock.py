@@ -9,6 +9,7 @@ import click
 from dingsync.errors import DingsyncError
 from dingsync.errors import ExitCode
 from dingsync.options import file_options
+from dingsync.options import sandbox_state_option
 from dingsync.options import state_path_for
 from dingsync.terminal import err
 from dingsync.terminal import out
@@ -16,7 +17,7 @@ from dingsync.terminal import out
 
 @click.command("force-unlock")
 @file_options
-@click.option("--sandbox", is_flag=True, help="Use the sandbox state.")
+@sandbox_state_option
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 def force_unlock(
     task_file: str, state_path: str | None, as_json: bool, verbose: bool, sandbox: bool, yes: bool
