@@ -351,12 +351,11 @@ class _TaskStream:
             return
         content = self.make.content(task, merged)
         self.senders.add(index, _userids(task), content.title, content.form)
-        if self.problems or self.semantic or self.kept:
-            return  # no records will be returned: spare making them
-        try:
-            self.records += self.make.records(task, merged, content, line)
-        except ValueError:
-            pass  # an unreal create_time, reported at the end
+        if self.problems or self.semantic or self.kept or not self.make.default_time_is_real:
+            # No records will be returned (finish() reports an unreal create_time of the
+            # defaults with the other problems): spare making them.
+            return
+        self.records += self.make.records(task, merged, content, line)
 
     def finish(self, root: Map, converted: Converted) -> tuple[DesiredRecord, ...]:
         """The records, or ``ConfigError`` with every problem of the file."""
@@ -1575,6 +1574,8 @@ class _RecordMaker:
         self.defaults = defaults
         self.texts: dict[str, str] = {}
         self.default_form: FormPairs | None = None  # made when a task first needs it
+        # A task's own create_time is checked with the task; the inherited one, once here.
+        self.default_time_is_real = _is_real_time(defaults.get("create_time"))
 
     def __call__(self, task: dict[str, Any], line: int) -> list[DesiredRecord]:
         """The records of ``task``; ValueError for a create_time that is no real moment."""
@@ -1614,6 +1615,18 @@ class _RecordMaker:
         if self.default_form is None:
             self.default_form = self.form(self.defaults["form"])
         return self.default_form
+
+
+def _is_real_time(value: Any) -> bool:
+    """False only for create_time text that names no real moment (wrong types are the
+    schema's to report)."""
+    if not isinstance(value, str):
+        return True
+    try:
+        create_time_ms(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _optional_int(value: Any) -> int | None:

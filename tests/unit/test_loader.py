@@ -720,6 +720,20 @@ def test_create_time_rejects(written: str) -> None:
         loader.create_time_ms(written)
 
 
+def test_an_unreal_create_time_in_defaults_is_one_problem_for_all_tasks(tmp_path: Path) -> None:
+    text = (
+        "version: 1\n"
+        "defaults: {url: 'https://e.example.com', create_time: '2026-02-30T01:00'}\n"
+        "tasks:\n"
+        "  - {key: a, userid: u1, title: 一, form: {a: b}}\n"
+        "  - {key: b, userid: u2, title: 二, form: {a: b}, create_time: '2026-03-01T01:00'}\n"
+    )
+    assert problems_of(write(tmp_path, text)) == [
+        "2:55: defaults.create_time: create_time '2026-02-30T01:00' is not a real "
+        "date-time: day is out of range for month"
+    ]
+
+
 # --- the schema check -----------------------------------------------------------------------
 
 
