@@ -233,6 +233,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 raise _BadRequest("request body too large")
             chunks.append(self.rfile.read(size))
             self.rfile.readline(16)  # the CRLF after each chunk
-        while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-            pass  # trailer fields, ignored
+        # Trailer fields may follow the last chunk; none matters to the API: read past them
+        # to the empty line that ends the request.
+        line = self.rfile.readline(1024)
+        while line not in (b"\r\n", b"\n", b""):
+            line = self.rfile.readline(1024)
         return b"".join(chunks)

@@ -7,6 +7,7 @@ about every half second; ``stop`` writes whatever is left.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -104,7 +105,7 @@ class Saver:
             # Let a burst of changes accumulate; a stop request cuts the wait short.
             if self._stopping.wait(SAVE_DELAY):
                 return
-            try:
+            # A failed save stays dirty: the next change or stop() saves again, and stop()
+            # reports the error to the one who stops the emulator.
+            with contextlib.suppress(EmulatorDataError):
                 self.save()
-            except EmulatorDataError:
-                pass  # kept dirty; stop() saves again and reports the error
