@@ -86,45 +86,64 @@ def start_emulator(emulators: list[Emulator]) -> StartEmulator:
     return start
 
 
-MakeClient = Callable[..., DingTalkClient]
+class ClientFactory:
+    """Builds clients with fast backoff and a log, and finds secrets they leaked.
 
-
-@pytest.fixture
-def make_client(
-    emu: Emulator, emulators: list[Emulator], transcript: Transcript
-) -> Iterator[MakeClient]:
-    """Build clients with fast backoff and a log; afterwards check no secret leaked.
-
-    The check runs after every test that used a client: neither the app key nor the
-    secret nor any token the emulator issued may appear in a log line, in the text of an
-    error the test recorded, or in the client's repr.
+    ``emulators`` is the test's own list (shared emulator first, then every one started
+    with ``start_emulator``), so that a token of a private emulator is scanned for too.
     """
-    clients: list[DingTalkClient] = []
-    emulators: list[Emulator] = [emu]
 
-    def make(endpoint: str | None = None, **overrides: Any) -> DingTalkClient:
+    def __init__(self, emu: Emulator, emulators: list[Emulator], transcript: Transcript) -> None:
+        self.emu = emu
+        self.emulators = emulators
+        self.transcript = transcript
+        self.clients: list[DingTalkClient] = []
+
+    def __call__(self, endpoint: str | None = None, **overrides: Any) -> DingTalkClient:
         options: dict[str, Any] = {
             "max_qps": 0,
             "backoff_base": 0.01,
             "backoff_cap": 0.05,
             "timeout": (2.0, 10.0),
-            "log": transcript.log,
+            "log": self.transcript.log,
             "rng": random.Random(7),
         }
         options.update(overrides)
         key = options.pop("app_key", APP_KEY)
         secret = options.pop("app_secret", APP_SECRET)
-        client = DingTalkClient(endpoint or emu.url, key, secret, **options)
-        clients.append(client)
+        client = DingTalkClient(endpoint or self.emu.url, key, secret, **options)
+        self.clients.append(client)
         return client
 
-    yield make
-    for client in clients:
-        transcript.texts.append(repr(client))
-        client.close()
-    text = transcript.all_text()
-    secrets = [APP_KEY, APP_SECRET]
-    for emulator in emulators:
-        secrets.extend(emulator.issued_tokens())
-    for secret in secrets:
-        assert secret not in text, "a secret or token leaked into a log line or error"
+    def leaks(self) -> list[str]:
+        """The app key, the secret and every issued token found in what the clients said."""
+        text = self.transcript.all_text()
+        secrets = [APP_KEY, APP_SECRET]
+        for emulator in self.emulators:
+            secrets.extend(emulator.issued_tokens())
+        return [secret for secret in secrets if secret in text]
+
+    def close(self) -> None:
+        for client in self.clients:
+            self.transcript.texts.append(repr(client))
+            client.close()
+        self.clients.clear()
+
+
+MakeClient = ClientFactory
+
+
+@pytest.fixture
+def make_client(
+    emu: Emulator, emulators: list[Emulator], transcript: Transcript
+) -> Iterator[ClientFactory]:
+    """Build clients; afterwards check that no secret leaked.
+
+    The check runs after every test that used a client: neither the app key nor the
+    secret nor any token an emulator of the test issued may appear in a log line, in the
+    text of an error the test recorded, or in the client's repr.
+    """
+    factory = ClientFactory(emu, emulators, transcript)
+    yield factory
+    factory.close()
+    assert not factory.leaks(), "a secret or token leaked into a log line or error"

@@ -753,3 +753,18 @@ def test_no_secret_anywhere_after_every_kind_of_failure(
     assert len(transcript.lines) > 20
     assert repr(client) == f"DingTalkClient(endpoint={emu.url!r})"
     # The fixture then scans every line and text for the key, the secret and all tokens.
+
+
+def test_the_secret_scan_sees_tokens_of_privately_started_emulators(
+    start_emulator: StartEmulator, make_client: MakeClient, transcript: Transcript
+) -> None:
+    # Regression: the scan once looked only at the shared emulator, so a token of a private
+    # one could leak into a log line and the test would still pass.
+    private = start_emulator(token_ttl=60)
+    client = make_client(private.url)
+    assert list(client.list_records("alice01", "open")) == []
+    tokens = private.issued_tokens()
+    assert tokens
+    transcript.log(f"GET /topapi/x?access_token={tokens[0]}")
+    assert make_client.leaks() == [tokens[0]]
+    transcript.lines.clear()  # the planted leak must not fail this test's own check
