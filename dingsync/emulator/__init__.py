@@ -1,4 +1,5 @@
-"""A built-in fake DingTalk: gettoken and the legacy ``topapi/workrecord`` calls over HTTP.
+"""A built-in fake DingTalk over HTTP: the legacy ``topapi/workrecord`` calls and, on the
+same port, the v1.0 to-do API (``/v1.0/oauth2/accessToken``, ``/v1.0/todo/...``).
 
 Used by ``dingsync apply --sandbox`` (in-process), by the tests and benchmarks (over real
 HTTP on 127.0.0.1) and by ``dingsync emulator`` (``serve``). It reproduces the behaviour
@@ -23,6 +24,13 @@ DingTalk's side
     connection closes without an answer), and, only when asked for, ``ipblock`` (the
     ``punish: deny`` body) and ``qps-global`` (88/90002). Nothing is stored for a fault
     other than ``lost_ack``.
+
+The v1.0 side
+    Routes, answers and the readings chosen where dingtalk-todo-api.md is unsure are listed
+    in ``todo_gateway`` (calls), ``todo_wire`` (field rules) and ``todo_store`` (sourceId
+    scope, done and the list's rules). ``topapi/v2/user/get`` maps a userid to its
+    unionId; how unionIds are made is in ``directory``. Both sides share tokens, the
+    clock, the rate limiter (``qps``), ``latency_ms``, ``monthly_quota`` and the faults.
 
 ``workrecord/get`` (off by default; DingTalk has no such call, §6)
     Body ``{"userid", "record_id"}`` (record_id only; a biz_id is not looked up). Answer
@@ -52,12 +60,24 @@ Control API (JSON in and out, no token; not counted in ``call_counts``)
     ``POST /_emulator/clock`` body ``{"advance": seconds}`` -> ``{"ok": true, "now": epoch}``
     ``POST /_emulator/faults`` body any of ``rate, kinds, seed, latency_ms, qps``
                                                    -> ``{"ok": true, "faults": settings}``
-    ``POST /_emulator/users`` body ``{"users": [userid, ...] | null}`` -> ``{"ok": true}``
+    ``POST /_emulator/users`` body ``{"users": [userid, ...] | null, "unionIds"?: {userid:
+    unionId}}``                                    -> ``{"ok": true}``
+    ``GET  /_emulator/users``                     -> ``{"users": [...] | null, "unionIds": {}}``
+    ``GET  /_emulator/users/{userid}``            -> ``{"userid", "unionId"}`` (404: no member)
+    ``GET  /_emulator/todo/tasks``                -> ``{"tasks": [task, ...]}``
+    ``POST /_emulator/todo/tasks/{taskId}/complete`` body ``{"executor"?: unionId}``
+                                                   -> ``{"ok": true, "task": task}``
+    ``POST /_emulator/todo/tasks/{taskId}/modify`` body any of ``subject, description,
+    dueTime, priority, appUrl, pcUrl`` (null clears) -> ``{"ok": true, "task": task}``
+    ``DELETE /_emulator/todo/tasks/{taskId}``     -> ``{"ok": true}``
     ``POST /_emulator/reset``                     -> ``{"ok": true}``
     A record is the dict of ``Emulator.records()``: record_id, userid, biz_id, title, url,
     pcUrl, formItemList, originator_user_id, source_name, pc_open_type, create_time (ms),
-    status (0/1), app, created_at (epoch seconds). Errors: HTTP 400 (bad body) or 404
-    (unknown route or record) with ``{"error": message}``.
+    status (0/1), app, created_at (epoch seconds). A task is the dict of
+    ``Emulator.todos()``: the wire fields of a get (detailUrl with both urls, nulls kept)
+    plus app, dingNotify, contentFieldList, todoType, executorStatus ({unionId: done}) and
+    seq. Errors: HTTP 400 (bad body) or 404 (unknown route, record or task) with
+    ``{"error": message}``.
 """
 
 from __future__ import annotations

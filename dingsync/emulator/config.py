@@ -11,13 +11,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 
+from dingsync.emulator.directory import check_union_ids
+
 DEFAULT_APPKEY = "dingsync-sandbox-key"
 DEFAULT_APPSECRET = "dingsync-sandbox-secret"
 
 # The faults a client must survive (SPEC.md "Emulator"): drawn from by default.
 DEFAULT_FAULT_KINDS: tuple[str, ...] = ("http500", "errcode-1", "reset", "lost_ack")
-# Rarer answers a client may want to rehearse: an IP block and the global per-API limit.
-EXTRA_FAULT_KINDS: tuple[str, ...] = ("ipblock", "qps-global")
+# Rarer answers a client may want to rehearse: an IP block, the global per-API limit, and
+# the v1.0 create's per-sourceId lock error (drawn only by creates that carry a sourceId).
+EXTRA_FAULT_KINDS: tuple[str, ...] = ("ipblock", "qps-global", "lockerror")
 FAULT_KINDS: tuple[str, ...] = DEFAULT_FAULT_KINDS + EXTRA_FAULT_KINDS
 
 
@@ -30,12 +33,15 @@ class EmulatorConfig:
     """Settings of one emulator. The emulator copies them when it is built.
 
     ``users=None`` accepts every userid; a collection accepts only those (others get
-    33012). ``qps`` of 0 or None disables the per-app, per-API limit. ``clock`` returns
+    33012). ``union_ids`` gives some userids a unionId of their own instead of the derived
+    one (see ``directory``). ``qps`` of 0 or None disables the per-app, per-API limit.
+    ``todo_page_size`` is the number of cards per page of the v1.0 list. ``clock`` returns
     epoch seconds; it defaults to ``time.time``.
     """
 
     apps: Mapping[str, str] = field(default_factory=_default_apps)
     users: Iterable[str] | None = None
+    union_ids: Mapping[str, str] = field(default_factory=dict)
     qps: float | None = 20.0
     latency_ms: float = 0
     token_ttl: float = 7200
@@ -45,6 +51,7 @@ class EmulatorConfig:
     daily_limit: int = 100
     monthly_quota: int | None = None
     serve_workrecord_get: bool = False
+    todo_page_size: int = 20
     update_unknown_result: bool = False
     data_path: str | os.PathLike[str] | None = None
     clock: Callable[[], float] | None = None
@@ -61,6 +68,9 @@ class EmulatorConfig:
             raise ValueError(f"daily_limit must be >= 0, not {self.daily_limit!r}")
         if self.monthly_quota is not None and self.monthly_quota < 0:
             raise ValueError(f"monthly_quota must be >= 0, not {self.monthly_quota!r}")
+        if self.todo_page_size < 1:
+            raise ValueError(f"todo_page_size must be >= 1, not {self.todo_page_size!r}")
+        check_union_ids(self.union_ids)
 
 
 def check_fault_settings(rate: float, kinds: Sequence[str]) -> None:

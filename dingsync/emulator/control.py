@@ -54,8 +54,22 @@ def _route(emulator: Emulator, method: str, parts: list[str], raw: bytes) -> Ans
         return 200, {"ok": True, "faults": emulator.set_faults(**_fault_args(_body(raw)))}
     if route == ("POST", "users"):
         return _users(emulator, _body(raw))
+    if route == ("GET", "users"):
+        return 200, emulator.users()
+    if method == "GET" and len(parts) == 2 and parts[0] == "users":
+        try:
+            return 200, {"userid": parts[1], "unionId": emulator.union_id(parts[1])}
+        except KeyError:
+            raise _ControlError(404, f"{parts[1]} is not a member") from None
     if len(parts) >= 2 and parts[0] == "records":
         return _record_route(emulator, method, parts[1], parts[2:], raw)
+    if route == ("GET", "todo", "tasks"):
+        return 200, {"tasks": emulator.todos()}
+    if len(parts) >= 3 and parts[:2] == ["todo", "tasks"]:
+        try:
+            return _todo_route(emulator, method, parts[2], parts[3:], raw)
+        except KeyError:
+            raise _ControlError(404, f"unknown task {parts[2]}") from None
     raise _ControlError(404, f"no control route {method} {PREFIX}{'/'.join(parts)}")
 
 
@@ -82,6 +96,26 @@ def _record_route(
     raise _ControlError(404, f"no control route {method} for records/{record_id}")
 
 
+def _todo_route(
+    emulator: Emulator, method: str, task_id: str, rest: list[str], raw: bytes
+) -> Answer:
+    if method == "DELETE" and not rest:
+        emulator.delete_todo(task_id)
+        return 200, {"ok": True}
+    if method == "POST" and rest == ["complete"]:
+        body = _body(raw)
+        unknown = sorted(set(body) - {"executor"})
+        if unknown:
+            raise _ControlError(400, f"unknown field(s) {', '.join(unknown)}")
+        executor = body.get("executor")
+        if executor is not None and not isinstance(executor, str):
+            raise _ControlError(400, "executor must be a unionId")
+        return 200, {"ok": True, "task": emulator.complete_todo(task_id, executor)}
+    if method == "POST" and rest == ["modify"]:
+        return 200, {"ok": True, "task": emulator.modify_todo(task_id, **_body(raw))}
+    raise _ControlError(404, f"no control route {method} for todo/tasks/{task_id}")
+
+
 def _clock(emulator: Emulator, body: dict[str, Any]) -> Answer:
     seconds = body.get("advance")
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
@@ -92,12 +126,18 @@ def _clock(emulator: Emulator, body: dict[str, Any]) -> Answer:
 def _users(emulator: Emulator, body: dict[str, Any]) -> Answer:
     if "users" not in body:
         raise _ControlError(400, 'expected {"users": [userid, ...]} or {"users": null}')
+    unknown = sorted(set(body) - {"users", "unionIds"})
+    if unknown:
+        raise _ControlError(400, f"unknown field(s) {', '.join(unknown)}")
     users = body["users"]
     if users is not None and not (
         isinstance(users, list) and all(isinstance(u, str) for u in users)
     ):
         raise _ControlError(400, "users must be a list of strings or null")
-    emulator.set_users(users)
+    union_ids = body.get("unionIds")
+    if union_ids is not None and not isinstance(union_ids, dict):
+        raise _ControlError(400, "unionIds must map userids to unionIds")
+    emulator.set_users(users, union_ids)
     return 200, {"ok": True}
 
 

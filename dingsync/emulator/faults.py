@@ -1,7 +1,8 @@
 """Injected faults: which call fails, and how.
 
 The draw comes from a seeded generator, so the same seed and the same sequence of calls
-give the same faults. Only workrecord calls that carry a valid token draw.
+give the same faults. Only API calls that carry a valid token draw (workrecord, the
+contacts call and the v1.0 to-do calls); the token calls never do.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ _REASONS = {500: "Internal Server Error", 502: "Bad Gateway"}
 
 
 class FaultPlan:
-    """Decides, call by call, whether and how a workrecord call fails."""
+    """Decides, call by call, whether and how an API call fails."""
 
     def __init__(self, rate: float, kinds: Sequence[str], seed: int) -> None:
         check_fault_settings(rate, kinds)
@@ -42,13 +43,20 @@ class FaultPlan:
     def settings(self) -> dict[str, Any]:
         return {"rate": self.rate, "kinds": list(self.kinds), "seed": self.seed}
 
-    def draw(self) -> str | None:
-        """The fault for the next call, or None. Draws nothing while faults are off."""
+    def draw(self, exclude: frozenset[str] = frozenset()) -> str | None:
+        """The fault for the next call, or None. Draws nothing while faults are off.
+
+        ``exclude`` names kinds that cannot happen to this call (a lock error needs a create
+        with a sourceId); they are left out of the choice, never swapped for another kind.
+        """
         if self.rate <= 0 or not self.kinds:
             return None
         if self._rng.random() >= self.rate:
             return None
-        kind = self.kinds[self._rng.randrange(len(self.kinds))]
+        kinds = [kind for kind in self.kinds if kind not in exclude]
+        if not kinds:
+            return None
+        kind = kinds[self._rng.randrange(len(kinds))]
         self.injected[kind] += 1
         return kind
 

@@ -1,24 +1,36 @@
-"""DingTalk's front door: routing, token checks, throttling, faults and the three calls.
+"""DingTalk's front door: routing, token checks, throttling, faults and the legacy calls.
 
 ``Gateway.handle`` turns one HTTP request into an ``Outcome`` without doing any I/O, so the
 whole behaviour is testable in memory. The checks run in the order of dingtalk-api.md
 §10.2: method known, token present, token valid and live, (fault draw,) rate limit,
 monthly quota, body parse, required fields, field rules, userid known, then the add rules.
+``/v1.0/`` paths go to ``TodoGateway``, which shares the store, clock and settings.
+
+``topapi/v2/user/get`` (the contacts call that maps a userid to its unionId,
+dingtalk-todo-api.md §3) takes ``{"userid", "language"?}`` and answers ``{"errcode": 0,
+"errmsg": "ok", "result": {"userid", "unionid", "name"}, "request_id"}``; a userid that is
+not a member gets 33012 "无效的userid", a missing one 400002. It is throttled like any call
+but not metered: contacts calls do not count against the monthly quota.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
-import time
-from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
-from typing import Literal
 
 from dingsync.emulator.config import EmulatorConfig
+from dingsync.emulator.directory import Directory
+from dingsync.emulator.directory import check_union_ids
+from dingsync.emulator.exchange import TOPAPI_JSON
+from dingsync.emulator.exchange import Action
+from dingsync.emulator.exchange import Clock
+from dingsync.emulator.exchange import Outcome
+from dingsync.emulator.exchange import Request
+from dingsync.emulator.exchange import encode
 from dingsync.emulator.faults import SHORT_CIRCUIT
 from dingsync.emulator.faults import FaultPlan
 from dingsync.emulator.faults import busy_body
@@ -27,6 +39,10 @@ from dingsync.emulator.faults import global_limit_body
 from dingsync.emulator.faults import ip_block_body
 from dingsync.emulator.limits import RateLimiter
 from dingsync.emulator.store import Store
+from dingsync.emulator.todo_gateway import TODO_CALL_NAMES
+from dingsync.emulator.todo_gateway import V1_PREFIX
+from dingsync.emulator.todo_gateway import TodoGateway
+from dingsync.emulator.todo_gateway import todo_call_name
 from dingsync.emulator.wire import Rejection
 from dingsync.emulator.wire import is_form
 from dingsync.emulator.wire import new_request_id
@@ -37,7 +53,17 @@ from dingsync.emulator.wire import read_list
 from dingsync.emulator.wire import read_update
 from dingsync.emulator.wire import unknown_method
 
-TOPAPI_JSON = "application/json;charset=UTF-8"
+__all__ = [
+    "CALL_NAMES",
+    "TOPAPI_JSON",
+    "Clock",
+    "Gateway",
+    "Outcome",
+    "Request",
+    "Settings",
+    "encode",
+]
+
 TOKEN_JSON = "application/json"  # gettoken answers without a charset (§1.1)
 TOPAPI_PREFIX = "/topapi/"
 
@@ -45,40 +71,8 @@ ADD = "workrecord/add"
 UPDATE = "workrecord/update"
 LIST = "workrecord/getbyuserid"
 GET = "workrecord/get"
-CALL_NAMES = ("gettoken", ADD, UPDATE, LIST, GET, "other")
-
-Action = Literal["answer", "reset", "drop"]
-
-
-class Clock:
-    """Epoch seconds from a base clock plus an offset that tests can push forward."""
-
-    def __init__(self, base: Callable[[], float] | None = None) -> None:
-        self._base = base or time.time
-        self.offset = 0.0
-
-    def now(self) -> float:
-        return self._base() + self.offset
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    path: str
-    query: dict[str, str]
-    content_type: str = ""
-    body: bytes = b""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What to do with the connection: answer, reset it, or drop it without an answer."""
-
-    status: int = 200
-    body: bytes = b""
-    content_type: str = TOPAPI_JSON
-    action: Action = "answer"
-    delay: float = 0.0
+USER_GET = "v2/user/get"
+CALL_NAMES = ("gettoken", ADD, UPDATE, LIST, GET, USER_GET, *TODO_CALL_NAMES, "other")
 
 
 @dataclass
@@ -86,7 +80,7 @@ class Settings:
     """The knobs that can change while the emulator runs (``set_faults``, ``set_users``)."""
 
     apps: dict[str, str]
-    users: frozenset[str] | None
+    directory: Directory
     limiter: RateLimiter
     faults: FaultPlan
     latency: float
@@ -95,13 +89,14 @@ class Settings:
     monthly_quota: int | None
     serve_get: bool
     update_unknown_result: bool
+    todo_page_size: int
     calls: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CALL_NAMES, 0))
 
     @classmethod
     def from_config(cls, config: EmulatorConfig) -> Settings:
         return cls(
             apps=dict(config.apps),
-            users=user_set(config.users),
+            directory=directory_of(config.users, config.union_ids),
             limiter=RateLimiter(config.qps),
             faults=FaultPlan(config.fault_rate, config.fault_kinds, config.seed),
             latency=config.latency_ms / 1000.0,
@@ -110,7 +105,16 @@ class Settings:
             monthly_quota=config.monthly_quota,
             serve_get=config.serve_workrecord_get,
             update_unknown_result=config.update_unknown_result,
+            todo_page_size=config.todo_page_size,
         )
+
+
+# A lock error belongs to the v1.0 create; the legacy calls never draw it.
+LEGACY_IMPOSSIBLE = frozenset({"lockerror"})
+
+
+def directory_of(users: Iterable[str] | None, union_ids: Mapping[str, str]) -> Directory:
+    return Directory(user_set(users), check_union_ids(union_ids))
 
 
 def user_set(users: Iterable[str] | None) -> frozenset[str] | None:
@@ -120,17 +124,15 @@ def user_set(users: Iterable[str] | None) -> frozenset[str] | None:
     return None if users is None else frozenset(users)
 
 
-def encode(payload: Any) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def call_name(path: str) -> str:
+def call_name(method: str, path: str) -> str:
     if path == "/gettoken":
         return "gettoken"
     if path.startswith(TOPAPI_PREFIX):
         api = path[len(TOPAPI_PREFIX) :].strip("/")
-        if api in (ADD, UPDATE, LIST, GET):
+        if api in (ADD, UPDATE, LIST, GET, USER_GET):
             return api
+    if path.startswith(V1_PREFIX):
+        return todo_call_name(method, path)
     return "other"
 
 
@@ -139,14 +141,17 @@ class Gateway:
         self.store = store
         self.clock = clock
         self.settings = settings
+        self.todo = TodoGateway(self)
 
     def handle(self, request: Request) -> Outcome:
         with self.store.lock:
-            self.settings.calls[call_name(request.path)] += 1
+            self.settings.calls[call_name(request.method, request.path)] += 1
         if request.path == "/gettoken":
             return self._gettoken(request)
         if request.path.startswith(TOPAPI_PREFIX):
             return self._topapi(request)
+        if request.path.startswith(V1_PREFIX):
+            return self.todo.handle(request)
         return Outcome(body=encode({"errcode": 404, "errmsg": "请求的URI地址不存在"}))
 
     # gettoken (§1.1): query string only, never wrapped in 88, not metered, not throttled.
@@ -169,7 +174,8 @@ class Gateway:
     # topapi
 
     def _served(self) -> tuple[str, ...]:
-        return (ADD, UPDATE, LIST, GET) if self.settings.serve_get else (ADD, UPDATE, LIST)
+        served = (ADD, UPDATE, LIST, USER_GET)
+        return (*served, GET) if self.settings.serve_get else served
 
     def _topapi(self, request: Request) -> Outcome:
         api = request.path[len(TOPAPI_PREFIX) :].strip("/")
@@ -185,7 +191,7 @@ class Gateway:
         with self.store.lock:
             try:
                 app = self._authorise(token)
-                fault = self.settings.faults.draw()
+                fault = self.settings.faults.draw(exclude=LEGACY_IMPOSSIBLE)
                 if fault in SHORT_CIRCUIT:
                     return self._fault_outcome(fault, api, delay)
                 reply = self._checked_call(api, app, body, request_id)
@@ -218,9 +224,12 @@ class Gateway:
     ) -> dict[str, Any]:
         now = self.clock.now()
         self.settings.limiter.take(app, api, now)
-        self._meter(now)
+        if api != USER_GET:  # contacts calls are not metered (dingtalk-todo-api.md §6)
+            self._meter(now)
         if body is None:
             raise Rejection(40035, "缺少参数 json")
+        if api == USER_GET:
+            return self._user_get(body, request_id)
         if api == ADD:
             return self._add(app, body, request_id, now)
         if api == UPDATE:
@@ -230,21 +239,37 @@ class Gateway:
         return self._get(body, request_id)
 
     def _meter(self, now: float) -> None:
-        quota = self.settings.monthly_quota
-        if quota is None:
-            return
-        used = self.store.meter(now)
-        if used > quota:
-            message = (
-                f"您的企业本月api调用量已超过限制,调用量:{used}次,额度:{quota}次,"
-                "请下月再试或升级版本以获得更多额度"
-            )
+        message = self.quota_message(now)
+        if message is not None:
             raise Rejection(90020, message, traced=False)
 
+    def quota_message(self, now: float) -> str | None:
+        """Count one metered call; the refusal's words when the month's quota is spent."""
+        quota = self.settings.monthly_quota
+        if quota is None:
+            return None
+        used = self.store.meter(now)
+        if used <= quota:
+            return None
+        return (
+            f"您的企业本月api调用量已超过限制,调用量:{used}次,额度:{quota}次,"
+            "请下月再试或升级版本以获得更多额度"
+        )
+
     def _check_user(self, userid: str) -> None:
-        users = self.settings.users
+        users = self.settings.directory.users
         if users is not None and userid not in users:
             raise Rejection(33012, "无效的userid")
+
+    def _user_get(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+        userid = body.get("userid")
+        if not isinstance(userid, str) or not userid:
+            raise Rejection(400002, "无效的参数: userid")
+        union_id = self.settings.directory.union_id(userid)
+        if union_id is None:
+            raise Rejection(33012, "无效的userid")
+        result = {"userid": userid, "unionid": union_id, "name": userid}
+        return {"errcode": 0, "errmsg": "ok", "result": result, "request_id": request_id}
 
     def _add(self, app: str, body: dict[str, Any], request_id: str, now: float) -> dict[str, Any]:
         request = read_add(body)

@@ -21,9 +21,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 from urllib.parse import urlsplit
 
-from dingsync.emulator.gateway import Outcome
-from dingsync.emulator.gateway import Request
-from dingsync.emulator.gateway import encode
+from dingsync.emulator.exchange import Outcome
+from dingsync.emulator.exchange import Request
+from dingsync.emulator.exchange import encode
 
 CONTROL_PREFIX = "/_emulator/"
 MAX_BODY = 4 * 1024 * 1024
@@ -172,6 +172,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             query=dict(parse_qsl(parts.query, keep_blank_values=True)),
             content_type=self.headers.get("Content-Type", ""),
             body=body,
+            headers={name.lower(): value for name, value in self.headers.items()},
         )
         self._deliver(self._server().gateway(request))
 

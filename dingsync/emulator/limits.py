@@ -1,4 +1,8 @@
-"""The per-app, per-API call rate limit (dingtalk-api.md §7.3), as token buckets."""
+"""The per-app, per-API call rate limit (dingtalk-api.md §7.3), as token buckets.
+
+Both APIs share the buckets; the legacy side answers a refusal with the wrapped 90018, the
+v1.0 side with HTTP 403 ``Forbidden.AccessDenied.QpsLimitForAppkeyAndApi``.
+"""
 
 from __future__ import annotations
 
@@ -32,27 +36,34 @@ class RateLimiter:
 
     def take(self, app: str, api: str, now: float) -> None:
         """Spend one call, or raise the wrapped 90018 answer when the bucket is empty."""
+        free_at = self.spend(app, api, now)
+        if free_at is not None:
+            detail = limit_detail("dingtalk.oapi." + api.replace("/", "."), self.qps, now, free_at)
+            raise Rejection(88, detail, sub_code="90018")
+
+    def spend(self, app: str, api: str, now: float) -> float | None:
+        """Spend one call and return None, or return when the next call will be allowed."""
         if not self.qps:
-            return
+            return None
         capacity = max(self.qps, 1.0)
         tokens, last = self._buckets.get((app, api), (capacity, now))
         # max(): an injected clock may step back; never refill from negative time.
         tokens = min(capacity, tokens + max(0.0, now - last) * self.qps)
         if tokens >= 1.0:
             self._buckets[(app, api)] = (tokens - 1.0, now)
-            return
+            return None
         self._buckets[(app, api)] = (tokens, now)
-        raise self._refusal(api, now, now + (1.0 - tokens) / self.qps)
+        return now + (1.0 - tokens) / self.qps
 
-    def _refusal(self, api: str, now: float, free_at: float) -> Rejection:
-        qps = self.qps or 0.0
-        # Whole seconds, rounded up, so that waiting until the stated end always suffices.
-        until = max(math.ceil(free_at), math.floor(now) + 1)
-        detail = _LIMIT_DETAIL.format(
-            api_name="dingtalk.oapi." + api.replace("/", "."),
-            start=shanghai_time(math.floor(now)),
-            end=shanghai_time(math.floor(now)),
-            limit=f"{qps:g}",
-            until=shanghai_time(until),
-        )
-        return Rejection(88, detail, sub_code="90018")
+
+def limit_detail(api_name: str, qps: float | None, now: float, free_at: float) -> str:
+    """The words of a throttling answer, naming the API and when the limit ends."""
+    # Whole seconds, rounded up, so that waiting until the stated end always suffices.
+    until = max(math.ceil(free_at), math.floor(now) + 1)
+    return _LIMIT_DETAIL.format(
+        api_name=api_name,
+        start=shanghai_time(math.floor(now)),
+        end=shanghai_time(math.floor(now)),
+        limit=f"{qps or 0.0:g}",
+        until=shanghai_time(until),
+    )

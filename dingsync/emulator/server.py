@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -21,19 +22,20 @@ from dingsync.emulator.faults import FaultPlan
 from dingsync.emulator.gateway import Clock
 from dingsync.emulator.gateway import Gateway
 from dingsync.emulator.gateway import Settings
-from dingsync.emulator.gateway import user_set
+from dingsync.emulator.gateway import directory_of
 from dingsync.emulator.handler import EmulatorHTTPServer
 from dingsync.emulator.persist import EmulatorDataError
 from dingsync.emulator.persist import Saver
 from dingsync.emulator.persist import load
 from dingsync.emulator.store import Store
 from dingsync.emulator.store import form_pairs
+from dingsync.emulator.todo_store import check_edit
 
 POLL_INTERVAL = 0.05  # how quickly stop() is noticed by the serving loop
 
 
 class Emulator:
-    """A fake DingTalk (gettoken and topapi/workrecord) on a local HTTP server.
+    """A fake DingTalk (legacy topapi/workrecord and the v1.0 to-dos) on a local HTTP server.
 
     Every helper method is thread-safe and may be called while requests are served.
     With ``data_path`` the data is loaded when the emulator is built and saved shortly
@@ -147,6 +149,38 @@ class Emulator:
         with self._store.lock:
             return self._store.modify(record_id, title, url, pairs).full()
 
+    # The v1.0 to-dos
+
+    def todos(self) -> list[dict[str, Any]]:
+        """Every stored v1.0 to-do with all its fields, oldest first (deleted ones are gone)."""
+        with self._store.lock:
+            return [task.full() for task in self._store.todo.tasks.values()]
+
+    def complete_todo(self, task_id: str, executor: str | None = None) -> dict[str, Any]:
+        """Mark a to-do done as its assignee would: the executor ``executor`` (a unionId),
+        or the whole to-do when None. KeyError if unknown, ValueError for a non-executor."""
+        with self._store.lock:
+            task = self._store.todo.tasks[task_id]
+            if executor is not None and executor not in task.executor_ids:
+                raise ValueError(f"{executor} is not an executor of {task_id}")
+            self._store.todo.complete(task, executor, self._clock.now())
+            return task.full()
+
+    def modify_todo(self, task_id: str, **changes: Any) -> dict[str, Any]:
+        """Edit a to-do as a user would in DingTalk: any of ``subject``, ``description``,
+        ``dueTime`` (ms), ``priority``, ``appUrl``, ``pcUrl``; None clears a field. The
+        task's modifiedTime moves on. KeyError if unknown, ValueError for a bad change."""
+        checked = check_edit(changes)
+        with self._store.lock:
+            task = self._store.todo.tasks[task_id]
+            self._store.todo.edit(task, checked, task.creator_id, self._clock.now())
+            return task.full()
+
+    def delete_todo(self, task_id: str) -> None:
+        """Delete a to-do as a user would. Its sourceId stays used. KeyError if unknown."""
+        with self._store.lock:
+            self._store.todo.delete(task_id)
+
     # Observation
 
     def call_counts(self) -> dict[str, int]:
@@ -176,7 +210,8 @@ class Emulator:
             return self._store.revoke_tokens()
 
     def advance_clock(self, seconds: float) -> float:
-        """Move the emulator's time forward (or back); return the new time."""
+        """Move the emulator's time forward (or back); return the new time. Both APIs
+        follow it: token expiry, the legacy day rules, the v1.0 list's 180 days."""
         with self._store.lock:
             self._clock.offset += seconds
             return self._clock.now()
@@ -215,11 +250,32 @@ class Emulator:
                 "qps": settings.limiter.qps or 0,
             }
 
-    def set_users(self, users: Iterable[str] | None) -> None:
-        """Accept only these userids (others get 33012), or every userid with None."""
-        checked = user_set(users)
+    def set_users(
+        self, users: Iterable[str] | None, union_ids: Mapping[str, str] | None = None
+    ) -> None:
+        """Accept only these userids (others get 33012), or every userid with None.
+
+        ``union_ids`` gives userids their own unionIds; None keeps those already set.
+        """
         with self._store.lock:
-            self._gateway.settings.users = checked
+            current = self._gateway.settings.directory.union_ids
+            directory = directory_of(users, current if union_ids is None else union_ids)
+            self._gateway.settings.directory = directory
+
+    def union_id(self, userid: str) -> str:
+        """The unionId ``topapi/v2/user/get`` gives a userid. KeyError if not a member."""
+        with self._store.lock:
+            union_id = self._gateway.settings.directory.union_id(userid)
+        if union_id is None:
+            raise KeyError(userid)
+        return union_id
+
+    def users(self) -> dict[str, Any]:
+        """The members (None: every userid) and the configured userid -> unionId pairs."""
+        with self._store.lock:
+            directory = self._gateway.settings.directory
+            members = None if directory.users is None else sorted(directory.users)
+            return {"users": members, "unionIds": dict(directory.union_ids)}
 
     def reset(self) -> None:
         """Back to a fresh emulator built from the config.

@@ -1,4 +1,5 @@
-"""The emulator's data: records, tokens and the counters behind DingTalk's add rules.
+"""The emulator's data: records, tokens, the counters behind DingTalk's add rules, and the
+v1.0 to-dos (``todo``, a ``TodoStore``).
 
 ``Store`` does no locking of its own: every caller holds ``Store.lock`` (one lock for the
 whole emulator, so that a request's checks and its effect are atomic). Time always comes in
@@ -18,6 +19,7 @@ from datetime import timedelta
 from datetime import timezone
 from typing import Any
 
+from dingsync.emulator.todo_store import TodoStore
 from dingsync.emulator.wire import AddRequest
 from dingsync.emulator.wire import FormPairs
 from dingsync.emulator.wire import Rejection
@@ -153,6 +155,11 @@ class Store:
         self._tokens: dict[str, Token] = {}
         self._live: dict[str, Token] = {}  # app -> its current token
         self.issued: list[str] = []
+        self.todo = TodoStore(self._changed)
+
+    def _changed(self) -> None:
+        # Looked up at each call: the emulator sets on_change after the store is built.
+        self.on_change()
 
     # Tokens
 
@@ -321,6 +328,7 @@ class Store:
             "biz_ids": {user: sorted(ids) for user, ids in self._biz_ids.items()},
             "adds": {day: dict(users) for day, users in self._adds.items()},
             "months": dict(self._months),
+            "todo": self.todo.snapshot(),
         }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -341,6 +349,8 @@ class Store:
             for day, users in data.get("adds", {}).items()
         }
         self._months = {str(m): int(n) for m, n in data.get("months", {}).items()}
+        # Files written before the v1.0 side existed have no "todo" part.
+        self.todo.restore(data.get("todo", {}))
 
 
 def form_pairs(items: Iterable[Any]) -> FormPairs:
