@@ -10,7 +10,12 @@ from __future__ import annotations
 import gc
 import importlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 from typing import NoReturn
 
@@ -70,9 +75,37 @@ def _error_document(message: str, problems: list[dict[str, Any]]) -> None:
     out_json(doc)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, which CI systems send on cancel and timeout: stopped like Ctrl-C."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # Once is enough: a second SIGTERM must not cut short the saving of the state.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated()
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While the CLI runs, SIGTERM stops it as Ctrl-C does: no new change starts, calls
+    in flight are recorded, the state is saved and the lock released."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may handle signals
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every user-facing error becomes one line on stderr and exit 1."""
-    args = sys.argv[1:] if argv is None else argv
+    with _sigterm_as_interrupt():
+        return _main(sys.argv[1:] if argv is None else argv)
+
+
+def _main(args: list[str]) -> int:
     wants_json = "--json" in args
     try:
         result = cli.main(args=args, prog_name="dingsync", standalone_mode=False)
@@ -90,12 +123,23 @@ def main(argv: list[str] | None = None) -> int:
         if wants_json:
             _error_document(redact(str(exc)), [])
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        # click turns a KeyboardInterrupt, and so a SIGTERM, into Abort.
+        if isinstance(exc.__context__, Terminated):
+            err("Terminated (SIGTERM); what was done is recorded in the state.")
+            return ExitCode.TERMINATED
         err("Aborted.")
         return ExitCode.INTERRUPTED
     except click.ClickException as exc:
+        # click's own usage and file errors exit 2, which --detailed-exitcode reserves for
+        # "changes found": a broken pipeline must never read as pending changes.
         exc.show()
-        return exc.exit_code
+        if wants_json:
+            _error_document(redact(exc.format_message()), [])
+        return ExitCode.ERROR
+    except Terminated:
+        err("Terminated (SIGTERM); what was done is recorded in the state.")
+        return ExitCode.TERMINATED
     except KeyboardInterrupt:
         err("Interrupted.")
         return ExitCode.INTERRUPTED

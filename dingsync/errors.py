@@ -15,7 +15,8 @@ class ExitCode(enum.IntEnum):
     ERROR = 1
     CHANGES = 2  # plan/drift --detailed-exitcode: changes or drift present
     INTERNAL = 3  # a bug: an exception that is not a DingsyncError
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # 128 + SIGINT
+    TERMINATED = 143  # 128 + SIGTERM
 
 
 class DingsyncError(Exception):
