@@ -164,6 +164,16 @@ class StateLock:
         return current is not None and current != recorded
 
     @staticmethod
+    def is_alive(info: dict[str, Any]) -> bool:
+        """True when the holder runs on this host and its process is still running."""
+        pid = info.get("pid")
+        if info.get("host") != socket.gethostname():
+            return False
+        if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+            return False
+        return not StateLock.is_stale(info)
+
+    @staticmethod
     def force_remove(state_path: str | Path) -> bool:
         """Remove the lock whoever holds it; True if there was one."""
         try:

@@ -19,8 +19,19 @@ from dingsync.terminal import out
 @file_options
 @sandbox_state_option
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Remove the lock even though its holder is still running on this host.",
+)
 def force_unlock(
-    task_file: str, state_path: str | None, as_json: bool, verbose: bool, sandbox: bool, yes: bool
+    task_file: str,
+    state_path: str | None,
+    as_json: bool,
+    verbose: bool,
+    sandbox: bool,
+    yes: bool,
+    force: bool,
 ) -> int:
     """Show who holds the state lock and remove it (when that process is gone)."""
     from dingsync.lock import StateLock
@@ -30,10 +41,15 @@ def force_unlock(
     if info is None:
         raise DingsyncError(f"{path} is not locked")
     stale = " (the process is gone)" if StateLock.is_stale(info) else ""
-    err(
-        f"Lock held by pid {info.get('pid')} on {info.get('host')} "
-        f"({info.get('command')}, since {info.get('created_at')}){stale}."
-    )
+    err(f"Lock held by {StateLock.describe(info)}{stale}.")
+    if StateLock.is_alive(info) and not force:
+        # Two runs writing one state lose each other's records: the next apply would
+        # create those to-dos again.
+        raise DingsyncError(
+            f"the holder of the lock of {path} is still running (pid {info.get('pid')}); "
+            "wait for it, stop it, or pass --force if you are sure it no longer writes "
+            "the state"
+        )
     if not yes:
         if not sys.stdin.isatty():
             raise DingsyncError("force-unlock needs -y when it cannot ask (no terminal)")
