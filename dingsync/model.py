@@ -95,6 +95,9 @@ class TaskFile(NamedTuple):
     path: str
     sha256: str  # of the file's bytes, so that a saved plan can tell the file changed
     records: tuple[DesiredRecord, ...]
+    # Part of every create's key: the same file finds its own to-dos again with a lost
+    # state, and two files with different namespaces never take each other's keys.
+    namespace: str = "tasks"
 
     def by_address(self) -> dict[str, DesiredRecord]:
         return {r.address: r for r in self.records}
@@ -226,6 +229,51 @@ class PendingCreate(NamedTuple):
         )
 
 
+class Remote(NamedTuple):
+    """The DingTalk a state's records live in: a run against another one is refused.
+
+    Only a fingerprint of the app key is kept: the state never holds a credential.
+    """
+
+    api: str
+    endpoint: str  # "sandbox" for the built-in emulator of --sandbox
+    app_key_fingerprint: str | None = None
+
+    @property
+    def sandbox(self) -> bool:
+        return self.endpoint == SANDBOX_ENDPOINT
+
+    def describe(self) -> str:
+        if self.sandbox:
+            return "the sandbox (the built-in emulator)"
+        app = f", app key {self.app_key_fingerprint}" if self.app_key_fingerprint else ""
+        return f"{self.endpoint} ({self.api}{app})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "api": self.api,
+            "endpoint": self.endpoint,
+            "app_key_fingerprint": self.app_key_fingerprint,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Remote:
+        fingerprint = data.get("app_key_fingerprint")
+        if not isinstance(data["api"], str) or not isinstance(data["endpoint"], str):
+            raise TypeError("remote api and endpoint must be text")
+        if fingerprint is not None and not isinstance(fingerprint, str):
+            raise TypeError("remote app_key_fingerprint must be text")
+        return cls(api=data["api"], endpoint=data["endpoint"], app_key_fingerprint=fingerprint)
+
+
+SANDBOX_ENDPOINT = "sandbox"
+
+
+def app_key_fingerprint(app_key: str) -> str:
+    """A short digest that tells two app keys apart without revealing either."""
+    return "sha256:" + hashlib.sha256(app_key.encode("utf-8")).hexdigest()[:16]
+
+
 @dataclass
 class State:
     """The whole state file in memory. Mutated only by the applier, saved by ``StateStore``."""
@@ -239,6 +287,9 @@ class State:
     # Highest biz_id generation ever used per address; kept after `state rm` and completion
     # because DingTalk refuses a biz_id it has seen once, forever.
     generations: dict[str, int] = field(default_factory=dict)
+    # Where the records live (see ``Remote``); None until the first apply, or in a state
+    # written before states named their remote.
+    remote: Remote | None = None
 
     def next_generation(self, address: str) -> int:
         return self.generations.get(address, -1) + 1
@@ -263,10 +314,13 @@ def _well_typed(content: Content) -> bool:
     )
 
 
-def biz_id_for(lineage: str, address: str, generation: int) -> str:
+def biz_id_for(namespace: str, address: str, generation: int) -> str:
     """The idempotency key of one create: ``dingsync-`` + 40 hex + ``-`` + generation.
 
-    Hashing keeps it ASCII and within DingTalk's 64 characters whatever the address holds.
+    Derived from what the task file says (namespace and address), never from the state:
+    a lost or new state sends the same keys again, and DingTalk refuses a repeated one
+    instead of creating a second to-do. Hashing keeps it ASCII and within DingTalk's 64
+    characters whatever the address holds.
     """
-    digest = hashlib.sha256(f"{lineage}\n{address}\n{generation}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{namespace}\n{address}\n{generation}".encode()).hexdigest()
     return f"dingsync-{digest[:40]}-{generation}"

@@ -47,6 +47,7 @@ from dingsync.jsonstream import dump_pieces
 from dingsync.jsonstream import load_object
 from dingsync.model import Content
 from dingsync.model import PendingCreate
+from dingsync.model import Remote
 from dingsync.model import State
 from dingsync.model import StateRecord
 
@@ -65,6 +66,8 @@ STATE_KEYS = frozenset(
         "generations",
     }
 )
+# Keys a format-1 state file may lack: states written before states named their remote.
+OPTIONAL_STATE_KEYS = frozenset({"remote"})
 
 Document = dict[str, Any]
 
@@ -75,7 +78,7 @@ MIGRATIONS: dict[int, Callable[[Document], Document]] = {}
 
 # Journal event kinds. ``begin`` is the header line; the others change the state.
 JOURNAL_OPS = frozenset(
-    {"begin", "pending", "abandon", "record", "retire", "retired", "forget", "generation"}
+    {"begin", "pending", "abandon", "record", "retire", "retired", "forget", "generation", "remote"}
 )
 
 _NEW_FILE_MODE = 0o644
@@ -200,6 +203,8 @@ def apply_event(state: State, event: Mapping[str, Any]) -> None:
         state.records.pop(event["address"], None)
     elif op == "generation":
         _raise_generation(state, event["address"], int(event["value"]))
+    elif op == "remote":
+        state.remote = Remote.from_dict(event["remote"])
     else:
         raise ValueError(f"unknown journal event {op!r}")
 
@@ -228,6 +233,12 @@ class StateStore:
         self._journal_ready = False
         # True when the last load() replayed events of an interrupted run's journal.
         self.folded_journal = False
+        # The state file as this store last read or wrote it (see ``_identity``): a save
+        # finding another file there refuses to overwrite it (compare-and-swap).
+        self._seen: FileIdentity | None = None
+        # Tests only: end the process right after this many journal events, like a kill.
+        self._exit_after = _test_exit_after()
+        self._events = 0
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -247,6 +258,7 @@ class StateStore:
             self._base = None
             self._journal_ready = False
             self.folded_journal = False
+            self._seen = _identity(self.path)
             state, on_disk = self._read_state_file()
             self._fold_journal(state, on_disk)
             self._base = (state.lineage, state.serial)
@@ -355,7 +367,7 @@ class StateStore:
         missing = sorted(STATE_KEYS - doc.keys())
         if missing:
             raise self._damaged(f"lacks field(s) {', '.join(missing)}")
-        unknown = sorted(doc.keys() - STATE_KEYS)
+        unknown = sorted(doc.keys() - STATE_KEYS - OPTIONAL_STATE_KEYS)
         if unknown:
             raise self._damaged(f"has unknown field(s) {', '.join(unknown)}")
         lineage, serial = doc["lineage"], doc["serial"]
@@ -369,7 +381,18 @@ class StateStore:
         state.pending = self._entries(doc, "pending", converted, shared.pending_create, "address")
         state.retiring = self._entries(doc, "retiring", converted, shared.state_record, "record_id")
         state.generations = self._generations(doc["generations"])
+        state.remote = self._remote(doc.get("remote"))
         return state
+
+    def _remote(self, section: object) -> Remote | None:
+        if section is None:
+            return None
+        try:
+            if not isinstance(section, dict):
+                raise TypeError("not an object")
+            return Remote.from_dict(section)
+        except (KeyError, TypeError) as exc:
+            raise self._damaged(f"has a malformed 'remote' field ({exc})") from exc
 
     def _entries(
         self,
@@ -503,13 +526,23 @@ class StateStore:
                 self._append_line(line)
             except OSError as exc:
                 raise StateError(f"cannot write journal {self.journal_path}: {exc}") from exc
+            self._events += 1
+            if self._events == self._exit_after:
+                os._exit(137)  # the exit status of a SIGKILL
 
     def _append_line(self, line: bytes) -> None:
         header = self._prepare_journal()
         if header is not None:
             self.journal_path.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-        fd = os.open(self.journal_path, flags, _NEW_FILE_MODE)
+        flags = os.O_WRONLY | os.O_APPEND | (os.O_CREAT if header is not None else 0)
+        try:
+            fd = os.open(self.journal_path, flags, _NEW_FILE_MODE)
+        except FileNotFoundError:
+            # Another writer's save removed the journal (a forced unlock): start a new one
+            # with its header rather than a file of events no load could place.
+            self._journal_ready = False
+            self._append_line(line)
+            return
         try:
             # Header and first event in one write: a torn header never hides an event.
             _write_all(fd, (header or b"") + line)
@@ -576,6 +609,10 @@ class StateStore:
         """Stop managing the record of ``address`` (its generation is kept)."""
         self.commit(state, {"op": "forget", "address": address})
 
+    def journal_remote(self, state: State, remote: Remote) -> None:
+        """The state's records live in ``remote`` from now on."""
+        self.commit(state, {"op": "remote", "remote": remote.to_dict()})
+
     def journal_generation(self, state: State, address: str, value: int) -> None:
         """Raise the highest generation used for ``address`` to ``value``."""
         self.commit(state, {"op": "generation", "address": address, "value": value})
@@ -595,13 +632,35 @@ class StateStore:
                     "load the state before saving it"
                 )
             serial = state.serial + 1
+            self._refuse_if_changed(state, serial)
             self._write(_utf8_batches(state_pieces(state, serial)))
+            self._seen = _identity(self.path)
             state.serial = serial
             self._base = (state.lineage, serial)
             # The file now holds everything the journal said; a crash before this unlink is
             # harmless because load() skips a journal of an older serial.
             self.journal_path.unlink(missing_ok=True)
             self._journal_ready = False
+
+    def _refuse_if_changed(self, state: State, serial: int) -> None:
+        """Compare-and-swap: never overwrite a state file another writer changed meanwhile.
+
+        This run's state goes to ``<state>.unsaved`` instead, whole, so that nothing it
+        did is lost; the user chooses which of the two to keep.
+        """
+        if _identity(self.path) == self._seen:
+            return
+        unsaved = self.path.with_name(self.path.name + ".unsaved")
+        try:
+            _atomic_write(unsaved, _utf8_batches(state_pieces(state, serial)), _NEW_FILE_MODE)
+            kept = f"this run's state is in {unsaved}"
+        except OSError as exc:
+            kept = f"this run's state could not be written to {unsaved} either ({exc})"
+        raise StateError(
+            f"state file {self.path} was changed by another writer since this run read it, "
+            f"so it was not overwritten; {kept}: compare the two and keep the one you want "
+            "(records left out of the state are found and adopted by the next apply)"
+        )
 
     def _refuse_if_load_failed(self) -> None:
         if self._load_failed:
@@ -652,6 +711,28 @@ class StateStore:
             raise
 
 
+FileIdentity = tuple[int, int, int, int]
+
+
+def _identity(path: Path) -> FileIdentity | None:
+    """Device, inode, size and change time of ``path``; None when there is no file.
+
+    Every save renames a new file into place, so another writer's save always shows as
+    another identity, however the serials compare.
+    """
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def _test_exit_after() -> int | None:
+    """DINGSYNC_TEST_EXIT_AFTER_EVENTS: a deterministic kill point for the crash tests."""
+    value = os.environ.get("DINGSYNC_TEST_EXIT_AFTER_EVENTS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def state_pieces(state: State, serial: int | None = None) -> Iterator[str]:
     """The text of the state file for ``state`` (at ``serial``, default its own), in pieces.
 
@@ -667,6 +748,7 @@ def state_pieces(state: State, serial: int | None = None) -> Iterator[str]:
         "pending": Lazy(state.pending, PendingCreate.to_dict),
         "retiring": Lazy(state.retiring, StateRecord.to_dict),
         "generations": Lazy(state.generations, int),
+        "remote": None if state.remote is None else state.remote.to_dict(),
     }
     yield from dump_pieces(doc)
     yield "\n"
@@ -751,3 +833,18 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class ScratchStore(StateStore):
+    """A store that changes the state in memory only: ``plan --refresh`` looks up and
+    adopts as apply would, and writes nothing."""
+
+    def __init__(self, state: State) -> None:
+        super().__init__(Path(os.devnull))
+        self._base = (state.lineage, state.serial)
+
+    def append(self, event: Mapping[str, Any]) -> None:
+        apply_event(State(lineage="check"), event)  # the same check as a real append
+
+    def save(self, state: State) -> None:
+        pass

@@ -163,6 +163,7 @@ def test_file_holds_only_documented_keys(store: StateStore) -> None:
         "pending",
         "retiring",
         "generations",
+        "remote",
     }
     record_keys = {
         "key",
@@ -927,3 +928,45 @@ def test_the_file_is_written_in_batches_that_join_to_the_whole_text() -> None:
     batches = list(state_module._utf8_batches(state_module.state_pieces(state), size=64))
     assert len(batches) > 5
     assert b"".join(batches) == whole
+
+
+def test_the_remote_is_saved_without_the_app_key(tmp_path: Path) -> None:
+    from dingsync.model import Remote
+    from dingsync.model import app_key_fingerprint
+
+    store = StateStore(tmp_path / "s.state.json")
+    state = store.load()
+    remote = Remote("workrecord", "https://oapi.dingtalk.com", app_key_fingerprint("dingabc123"))
+    store.journal_remote(state, remote)
+    store.save(state)
+    text = store.path.read_text(encoding="utf-8")
+    assert "dingabc123" not in text
+    assert StateStore(store.path).load().remote == remote
+
+
+def test_a_state_without_a_remote_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "old.state.json"
+    path.write_text(
+        '{"format": 1, "lineage": "l", "serial": 3, "dingsync_version": "0.1.0", '
+        '"records": {}, "pending": {}, "retiring": {}, "generations": {}}\n',
+        encoding="utf-8",
+    )
+    state = StateStore(path).load()
+    assert state.remote is None and state.serial == 3
+
+
+def test_a_save_never_overwrites_a_file_another_writer_changed(tmp_path: Path) -> None:
+    path = tmp_path / "s.state.json"
+    first = StateStore(path)
+    first.save(first.load())
+    mine, theirs = StateStore(path), StateStore(path)
+    my_state, their_state = mine.load(), theirs.load()
+    their_state.generations["a@b"] = 4
+    theirs.save(their_state)
+    written = path.read_bytes()
+    my_state.generations["c@d"] = 1
+    with pytest.raises(StateError, match="changed by another writer"):
+        mine.save(my_state)
+    assert path.read_bytes() == written
+    unsaved = json.loads(path.with_name(path.name + ".unsaved").read_text(encoding="utf-8"))
+    assert unsaved["generations"] == {"c@d": 1}
