@@ -13,6 +13,8 @@ from concurrent.futures import Future
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import datetime
+from datetime import timezone
 
 from dingsync.backend import Backend
 from dingsync.errors import ApiError
@@ -29,10 +31,16 @@ from dingsync.planner import Change
 from dingsync.planner import Complete
 from dingsync.planner import Create
 from dingsync.planner import Plan
+from dingsync.planner import china_day
+from dingsync.recovery import STATUSES
 from dingsync.recovery import adopt
-from dingsync.recovery import find_remote
+from dingsync.recovery import matches
+from dingsync.recovery import same_content
 from dingsync.recovery import settle
 from dingsync.reporter import Reporter
+
+# How many generations a create moves past when its keys were used by forgotten records.
+MAX_KEY_ATTEMPTS = 5
 
 
 @dataclass
@@ -41,6 +49,10 @@ class ApplyResult:
     replaced: list[str] = field(default_factory=list)
     completed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    # Completions held back because the to-do that takes over from the old one failed.
+    skipped: dict[str, str] = field(default_factory=dict)
+    # Existing to-dos taken over instead of created (filled in before the plan is made).
+    adopted: list[str] = field(default_factory=list)
     fatal: str | None = None
 
     @property
@@ -56,17 +68,25 @@ class Applier:
         reporter: Reporter,
         parallelism: int = 4,
         clock_ms: Callable[[], int] | None = None,
+        namespace: str = "tasks",
     ) -> None:
         self.ledger = ledger
         self.backend = backend
         self.reporter = reporter
         self.parallelism = max(1, parallelism)
+        self.namespace = namespace
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self._stop = threading.Event()
         self._result_lock = threading.Lock()
+        # Never left without the task: the completion of a renamed key's old to-do waits
+        # for the create that takes over from it (record_id -> the create's address).
+        self._successor: dict[str, str] = {}
+        self._finished: dict[str, threading.Event] = {}
+        self._created: set[str] = set()
 
-    def apply(self, plan: Plan) -> ApplyResult:
-        result = ApplyResult()
+    def apply(self, plan: Plan, result: ApplyResult | None = None) -> ApplyResult:
+        result = result or ApplyResult()
+        self._pair_renames(plan)
         changes = list(plan.changes)
         self.reporter.started(len(changes), "apply")
         pool = ThreadPoolExecutor(max_workers=self.parallelism)
@@ -87,8 +107,55 @@ class Applier:
             self.reporter.finished("apply")
         return result
 
+    def _pair_renames(self, plan: Plan) -> None:
+        """Pair each removed to-do with a create of the same userid, title and form.
+
+        That is a renamed task key: the old to-do must stay open until the new one exists
+        (DingTalk refuses the new one the same day, 854001, while the old one is open).
+        """
+        creates = {
+            (c.desired.userid, c.desired.content.title, c.desired.content.form): c.address
+            for c in plan.creates
+        }
+        for complete in plan.completes:
+            if complete.reason != "removed":
+                continue
+            current = complete.current
+            successor = creates.get((current.userid, current.content.title, current.content.form))
+            if successor is not None:
+                self._successor[current.record_id] = successor
+                self._finished.setdefault(successor, threading.Event())
+
     def _run_guarded(self, change: Change, result: ApplyResult) -> None:
+        try:
+            self._run_one(change, result)
+        finally:
+            finished = self._finished.get(change.address)
+            if finished is not None and isinstance(change, Create):
+                finished.set()
+
+    def _held_back(self, change: Change) -> str | None:
+        """Why a completion must not run: the to-do that takes over from it failed."""
+        if not isinstance(change, Complete):
+            return None
+        successor = self._successor.get(change.current.record_id)
+        if successor is None:
+            return None
+        # Creates are queued before completions, so this one has already started.
+        self._finished[successor].wait()
+        if successor in self._created:
+            return None
+        return f"kept open: {successor}, which takes over from it, was not created"
+
+    def _run_one(self, change: Change, result: ApplyResult) -> None:
         if self._stop.is_set():
+            return
+        held_back = self._held_back(change)
+        if held_back is not None:
+            with self._result_lock:
+                result.skipped[change.address] = held_back
+            self.reporter.note(f"{change.address}: completion skipped, {held_back}")
+            self.reporter.advanced("apply")
             return
         try:
             detail = self._run(change)
@@ -109,6 +176,8 @@ class Applier:
                     "complete": result.completed,
                 }[change.action]
                 bucket.append(change.address)
+                if isinstance(change, Create):
+                    self._created.add(change.address)
             self.reporter.succeeded(change.action, change.address, detail)
         finally:
             self.reporter.advanced("apply")
@@ -145,7 +214,9 @@ class Applier:
             )
         return record.record_id
 
-    def _create(self, desired: DesiredRecord) -> tuple[StateRecord, StateRecord | None]:
+    def _create(
+        self, desired: DesiredRecord, attempt: int = 1
+    ) -> tuple[StateRecord, StateRecord | None]:
         state = self.ledger.state
         generation = state.next_generation(desired.address)
         # A create_time from the file is shifted by the generation (milliseconds): every
@@ -158,7 +229,7 @@ class Applier:
         pending = PendingCreate(
             key=desired.key,
             userid=desired.userid,
-            biz_id=biz_id_for(state.lineage, desired.address, generation),
+            biz_id=biz_id_for(self.namespace, desired.address, generation),
             generation=generation,
             content=desired.content,
             fingerprint=desired.content.fingerprint(),
@@ -180,7 +251,7 @@ class Applier:
             # The answer was lost: never send blindly; settle it like an interrupted run.
             return settle(self.ledger, self.backend, pending)
         except DuplicateError as exc:
-            return self._duplicate(pending, exc)
+            return self._duplicate(desired, pending, exc, attempt)
         except ApiError as exc:
             if not exc.fatal:
                 self.ledger.abandon_create(pending.address)
@@ -188,16 +259,42 @@ class Applier:
         return self.ledger.finish_create(pending, record_id)
 
     def _duplicate(
-        self, pending: PendingCreate, exc: DuplicateError
+        self, desired: DesiredRecord, pending: PendingCreate, exc: DuplicateError, attempt: int
     ) -> tuple[StateRecord, StateRecord | None]:
-        """854001 on a first send: an earlier attempt with this biz_id may have landed
-        (a retried answer, a restored state); otherwise it is the same-day content rule."""
-        remote = find_remote(self.backend, [pending], self.ledger.known_record_ids())
-        found = remote.get(pending.address)
+        """854001: DingTalk already holds this biz_id for the user, or a to-do with this
+        title and form from today. Whatever holds it is looked up and adopted if it is what
+        this create sends; never is a to-do created beside it under a fresh key unless it
+        provably belongs to this address's own history."""
+        userid = pending.userid
+        known = self.ledger.known_record_ids()
+        listed = [r for status in STATUSES for r in self.backend.list_records(userid, status)]
+        unknown = [r for r in listed if r.record_id not in known]
+        found = next((r for r in unknown if matches(pending, r)), None) or next(
+            (r for r in unknown if same_content(pending.content, r)), None
+        )
         if found is not None:
             return adopt(self.ledger, pending, found)
         self.ledger.abandon_create(pending.address)
+        today = china_day(datetime.fromtimestamp(self._clock_ms() / 1000, timezone.utc))
+        content = pending.content
+        if any(
+            r.title == content.title
+            and r.form == content.form
+            and china_day(datetime.fromtimestamp(r.create_time_ms / 1000, timezone.utc)) == today
+            for r in listed
+        ):
+            raise DingsyncError(
+                f"{exc}; DingTalk accepts one to-do with the same title and form per user per "
+                "day (change the title or form, or apply again tomorrow)"
+            ) from None
+        if pending.address in self.ledger.state.records and attempt < MAX_KEY_ATTEMPTS:
+            # The key was used by an earlier generation of this very address that the state
+            # no longer remembers (it was restored, or the record imported): move past it.
+            return self._create(desired, attempt + 1)
         raise DingsyncError(
-            f"{exc}; DingTalk accepts one to-do with the same title and form per user per "
-            "day (change the title or form, or apply again tomorrow)"
+            f"{exc}; DingTalk already holds a to-do with this address's key "
+            f"({pending.biz_id}) but with other content: a to-do from a lost state of this "
+            f"task file, or from another task file with the same namespace "
+            f"'{self.namespace}'. Adopt it with 'dingsync import {pending.address} "
+            "RECORD_ID', or give this task file its own namespace"
         ) from None

@@ -79,6 +79,24 @@ def field_drift(sent: StateRecord, remote: RemoteRecord) -> tuple[FieldDrift, ..
     return tuple(sorted(drifts, key=lambda d: d.path))
 
 
+# A refresh that cannot find this share of at least this many open records is more likely
+# pointed at the wrong endpoint or app than facing mass deletion (SPEC "Identity and safety").
+MISSING_MIN_RECORDS = 10
+MISSING_MAX_SHARE = 0.30
+
+
+def mostly_missing(report: DriftReport) -> str | None:
+    """Why the refresh's missing records must not be believed without --force, or None."""
+    missing = len(report.of_kind("missing"))
+    if report.checked < MISSING_MIN_RECORDS or missing <= MISSING_MAX_SHARE * report.checked:
+        return None
+    return (
+        f"DingTalk does not know {missing} of {report.checked} records: wrong endpoint or "
+        "app? Check DINGSYNC_ENDPOINT and the app credentials; if the to-dos really were "
+        "deleted, rerun with --force to record them as missing"
+    )
+
+
 def judge(records: list[StateRecord], observed: dict[str, RemoteRecord | None]) -> DriftReport:
     """Classify each refreshed record; ``observed`` maps record_id to what was found."""
     items: list[DriftItem] = []

@@ -17,6 +17,7 @@ from datetime import timezone
 
 from dingsync.errors import StateError
 from dingsync.model import PendingCreate
+from dingsync.model import Remote
 from dingsync.model import State
 from dingsync.model import StateRecord
 from dingsync.model import Status
@@ -165,6 +166,12 @@ class Ledger:
         """Take an existing remote record under management (``dingsync import``)."""
         with self._lock:
             self._record(record)
+
+    def bind(self, remote: Remote) -> None:
+        """The state's records live in ``remote`` from now on."""
+        with self._lock:
+            self._store.journal_remote(self.state, remote)
+            self._dirty = True
 
     def forget(self, address: str) -> StateRecord | None:
         """Stop managing an address (``state rm``); the remote record is left alone."""

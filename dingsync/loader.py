@@ -151,13 +151,35 @@ def _collector_paused() -> Iterator[None]:
 
 def _load(name: str) -> TaskFile:
     data = _read(name)
-    records = _streamed_records(name, _utf8(name, data))
-    if records is None:
-        records = _checked_records(name, _decode(name, data))
-    return TaskFile(path=name, sha256=hashlib.sha256(data).hexdigest(), records=records)
+    loaded = _streamed_records(name, _utf8(name, data))
+    if loaded is None:
+        loaded = _checked_records(name, _decode(name, data))
+    records, rest = loaded
+    namespace = rest.get("namespace")
+    return TaskFile(
+        path=name,
+        sha256=hashlib.sha256(data).hexdigest(),
+        records=records,
+        namespace=namespace if isinstance(namespace, str) else default_namespace(name),
+    )
 
 
-def _checked_records(name: str, text: str) -> tuple[DesiredRecord, ...]:
+# The namespace of a file that names none: its stem, made to fit the pattern the schema
+# gives `namespace` (lower case; anything else becomes "-"; at most 32 characters).
+_NAMESPACE_UNFIT = re.compile(r"[^a-z0-9._-]+")
+
+
+def default_namespace(path: str) -> str:
+    """The namespace of a task file without one: ``tasks`` for ``team/tasks.yaml``."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    fitted = _NAMESPACE_UNFIT.sub("-", stem.lower()).lstrip("._-")[:32]
+    return fitted or "tasks"
+
+
+Loaded = tuple[tuple[DesiredRecord, ...], dict[str, Any]]
+
+
+def _checked_records(name: str, text: str) -> Loaded:
     """The records of a file read whole, every check run; ``ConfigError`` if any fails."""
     root = _compose(name, text)
     doc, problems, poisoned = _convert(name, root)
@@ -166,7 +188,7 @@ def _checked_records(name: str, text: str) -> tuple[DesiredRecord, ...]:
     problems += _semantic_problems(name, root, doc, bad_parts)
     if problems:
         raise ConfigError(sorted(set(problems)))
-    return _records(doc, _task_nodes(root))
+    return _records(doc, _task_nodes(root)), _without_tasks(doc)
 
 
 # --- reading the tasks one by one ------------------------------------------------------
@@ -179,7 +201,7 @@ _BATCH = 64
 _BATCH_NODES = 2_500
 
 
-def _streamed_records(name: str, text: bytes) -> tuple[DesiredRecord, ...] | None:
+def _streamed_records(name: str, text: bytes) -> Loaded | None:
     """The records of the file, its tasks read, checked and dropped one at a time.
 
     Raises ``ConfigError`` listing every problem, exactly as ``_checked_records`` would.
@@ -203,7 +225,7 @@ def _streamed_records(name: str, text: bytes) -> tuple[DesiredRecord, ...] | Non
             converted = convert(root, _LAYOUT, root.size + MAX_ALIAS_EXPANSION)
             rest = _without_tasks(converted.value)
             if _same(rest, tasks.rest):
-                return tasks.finish(root, converted)
+                return tasks.finish(root, converted), rest
             known = rest
     except YamlError as err:
         raise _fail(name, err.message, err.line, err.column) from None
@@ -838,6 +860,11 @@ def _on_pattern(error: ValidationError, path: Path) -> list[Translated]:
         message = (
             f"key {show(value)} is not valid: use 1 to 64 lowercase letters, digits, '.', '_' "
             "or '-', starting with a letter or digit"
+        )
+    elif label == "namespace":
+        message = (
+            f"namespace {show(value)} is not valid: use 1 to 32 lowercase letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit"
         )
     elif label in ("userid", "originator_userid"):
         message = f"{label} {show(value)} must not contain whitespace"

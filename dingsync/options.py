@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import NamedTuple
 from typing import TypeVar
 
 import click
@@ -23,11 +25,13 @@ from dingsync.terminal import redact
 
 if TYPE_CHECKING:
     from dingsync.backend import Backend
+    from dingsync.model import Remote
     from dingsync.model import TaskFile
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_ENDPOINT = "https://oapi.dingtalk.com"
+DEFAULT_QPS = 20.0  # DingTalk's documented limit per app and API
 SANDBOX_KEY = "dingsync-sandbox-key"
 SANDBOX_SECRET = "dingsync-sandbox-secret"
 
@@ -74,7 +78,7 @@ def api_options(func: F) -> F:
     func = click.option(
         "--max-qps",
         type=click.FloatRange(min=0),
-        default=20.0,
+        default=DEFAULT_QPS,
         show_default=True,
         help="Client-side calls per second per API (0: no limit); slows down on rate limits.",
     )(func)
@@ -112,6 +116,11 @@ def state_path_for(task_file: str, state_path: str | None, sandbox: bool = False
     return Path(state_path) if state_path else default_state_path(task_file, sandbox)
 
 
+def announce_new_state(path: Path) -> None:
+    """Never start a new state silently: a moved, renamed or lost state shows here."""
+    err(f"No state at {path}: a new state")
+
+
 def load_tasks(task_file: str) -> TaskFile:
     from dingsync.loader import load_task_file
 
@@ -119,6 +128,35 @@ def load_tasks(task_file: str) -> TaskFile:
 
 
 # ---------------------------------------------------------------- backends
+
+
+class Connection(NamedTuple):
+    """How a command reaches DingTalk: what ``--endpoint``, ``--sandbox`` and co. said."""
+
+    endpoint: str
+    sandbox: bool
+    task_file: str
+    max_qps: float
+    verbose: bool
+    pool_size: int = 8
+    api: str = "workrecord"
+
+    def remote(self) -> Remote:
+        """The DingTalk this connection reaches, as a state file records it."""
+        from dingsync.client import check_endpoint
+        from dingsync.model import SANDBOX_ENDPOINT
+        from dingsync.model import Remote
+        from dingsync.model import app_key_fingerprint
+
+        if self.sandbox:
+            return Remote(self.api, SANDBOX_ENDPOINT)
+        key, _ = credentials()
+        return Remote(self.api, check_endpoint(self.endpoint), app_key_fingerprint(key))
+
+    def open(self) -> AbstractContextManager[Backend]:
+        return open_backend(
+            self.endpoint, self.sandbox, self.task_file, self.max_qps, self.verbose, self.pool_size
+        )
 
 
 @contextmanager

@@ -100,19 +100,24 @@ class Plan(NamedTuple):
         )
 
     def destructive_count(self) -> int:
-        """Replacements and completions of managed records that are open now."""
+        """Replacements and completions of managed records that are open now, and
+        recreates of records gone missing (a wrong endpoint makes every record look so)."""
         replaced = sum(1 for r in self.replaces if r.pending is None)
-        return replaced + sum(1 for c in self.completes if c.reason in ("removed", "done"))
+        recreated = sum(1 for c in self.creates if c.reason == "missing")
+        completed = sum(1 for c in self.completes if c.reason in ("removed", "done"))
+        return replaced + recreated + completed
 
     def unsafe_reason(self) -> str | None:
         """Why this plan needs --force, or None when it is within the safety threshold."""
         touched = self.destructive_count()
-        if self.managed < SAFETY_MIN_RECORDS or touched <= SAFETY_MAX_SHARE * self.managed:
+        base = self.managed + sum(1 for c in self.creates if c.reason == "missing")
+        if base < SAFETY_MIN_RECORDS or touched <= SAFETY_MAX_SHARE * base:
             return None
-        share = 100.0 * touched / self.managed
+        share = 100.0 * touched / base
         return (
-            f"the plan would replace or complete {touched} of {self.managed} managed records "
-            f"({share:.0f}%, more than {SAFETY_MAX_SHARE:.0%}); review it and rerun with --force"
+            f"the plan would replace, complete or recreate {touched} of {base} managed "
+            f"records ({share:.0f}%, more than {SAFETY_MAX_SHARE:.0%}); review it and rerun "
+            "with --force"
         )
 
 

@@ -1,9 +1,15 @@
-"""Settle creates that were sent but never confirmed (a crash, a kill, a lost answer).
+"""Find to-dos that exist on DingTalk but not (or not yet) in the state, and adopt them.
 
-The rule that keeps one remote record per address: an interrupted create is first looked
-for in the user's lists (dingsync chose its create_time, title, url and form, so an exact
-match is ours); only when it is not there may it be sent again, and then with its own
-biz_id, which DingTalk refuses (854001) if the first attempt did land after all.
+Three cases, one rule: never a second remote record for one address.
+
+* An interrupted create (a crash, a kill, a lost answer) is looked for in the user's lists
+  by exactly what dingsync sent (its create_time, title, url and form); only when it is not
+  there may it be sent again, and then with its own biz_id, which DingTalk refuses
+  (854001) if the first attempt did land after all.
+* A record the state does not know (a lost, moved or new state; a renamed task file) is
+  looked for in the user's open list by the title, url and form dingsync would send, and
+  adopted instead of created (``adopt_existing``).
+* A create refused as a duplicate (854001) is looked up the same way and adopted.
 
 Looking up is always safe and happens at the start of every apply and drift. Sending
 again happens only inside an approved apply (``settle``).
@@ -12,13 +18,20 @@ again happens only inside an approved apply (``settle``).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import TypeVar
 
 from dingsync.backend import Backend
 from dingsync.errors import ApiError
 from dingsync.errors import DingsyncError
 from dingsync.errors import DuplicateError
+from dingsync.errors import InvalidUserError
 from dingsync.ledger import Ledger
+from dingsync.ledger import utc_now
+from dingsync.model import Content
+from dingsync.model import DesiredRecord
 from dingsync.model import PendingCreate
 from dingsync.model import RemoteRecord
 from dingsync.model import StateRecord
@@ -27,42 +40,61 @@ from dingsync.reporter import Reporter
 
 STATUSES: tuple[Status, ...] = ("open", "done")
 
+T = TypeVar("T")
+
 
 def matches(pending: PendingCreate, remote: RemoteRecord) -> bool:
-    content = pending.content
+    """Whether ``remote`` is exactly what ``pending`` sent, create_time included."""
+    return remote.create_time_ms == pending.create_time_ms and same_content(pending.content, remote)
+
+
+def same_content(content: Content, remote: RemoteRecord) -> bool:
+    """Whether ``remote`` shows the title, url and form of ``content`` (all a list shows)."""
     return (
-        remote.create_time_ms == pending.create_time_ms
-        and remote.title == content.title
-        and remote.url == content.url
-        and remote.form == content.form
+        remote.title == content.title and remote.url == content.url and remote.form == content.form
     )
+
+
+def search_lists(
+    backend: Backend,
+    userid: str,
+    wanted: Mapping[str, T],
+    fits: Callable[[T, RemoteRecord], bool],
+    known_ids: set[str],
+    statuses: tuple[Status, ...] = STATUSES,
+) -> dict[str, RemoteRecord]:
+    """Page the user's lists (in ``statuses`` order) until every wanted key has a fit.
+
+    Records already in the state are passed over, so an older record of the same address
+    is never mistaken for a new one; each remote record fits one key at most.
+    """
+    left = dict(wanted)
+    found: dict[str, RemoteRecord] = {}
+    for status in statuses:
+        if not left:
+            break
+        for remote in backend.list_records(userid, status):
+            if remote.record_id in known_ids:
+                continue
+            for key, item in list(left.items()):
+                if fits(item, remote):
+                    found[key] = remote
+                    del left[key]
+                    break
+            if not left:
+                break
+    return found
 
 
 def find_remote(
     backend: Backend, pendings: Iterable[PendingCreate], known_ids: set[str]
 ) -> dict[str, RemoteRecord]:
-    """Look the pending creates of one user up in the open list, then the done list.
-
-    Records already in the state are excluded, so an older record of the same address
-    is never mistaken for the new one.
-    """
+    """Look the pending creates of one user up in the open list, then the done list."""
     wanted = {p.address: p for p in pendings}
-    found: dict[str, RemoteRecord] = {}
     if not wanted:
-        return found
+        return {}
     userid = next(iter(wanted.values())).userid
-    for status in STATUSES:
-        for remote in backend.list_records(userid, status):
-            if remote.record_id in known_ids:
-                continue
-            for address, pending in list(wanted.items()):
-                if matches(pending, remote):
-                    found[address] = remote
-                    del wanted[address]
-                    break
-            if not wanted:
-                return found
-    return found
+    return search_lists(backend, userid, wanted, matches, known_ids)
 
 
 def adopt(
@@ -97,6 +129,73 @@ def look_up_pending(ledger: Ledger, backend: Backend, reporter: Reporter) -> int
             known_ids.add(remote.record_id)
             reporter.resolved(pending.address, "found on DingTalk and adopted")
     return left
+
+
+def adopt_existing(
+    ledger: Ledger, backend: Backend, desired: Iterable[DesiredRecord], reporter: Reporter
+) -> list[str]:
+    """Adopt the open to-dos that already are what the state does not know it has sent.
+
+    For each address of the file that the state holds no record of, the user's open list
+    is searched for a to-do with exactly the title, url and form dingsync would send. One
+    is adopted rather than created again: the state was lost, moved or is new, or the task
+    file was renamed. Costs one list call per page of each such user, and nothing when the
+    state knows every address. Returns the adopted addresses.
+    """
+    state = ledger.state
+    by_user: dict[str, dict[str, DesiredRecord]] = defaultdict(dict)
+    for record in desired:
+        address = record.address
+        if record.status == "open" and address not in state.records:
+            if address not in state.pending:
+                by_user[record.userid][address] = record
+    adopted: list[str] = []
+    if not by_user:
+        return adopted
+    known_ids = ledger.known_record_ids()
+    for userid in sorted(by_user):
+        wanted = by_user[userid]
+        try:
+            found = search_lists(
+                backend,
+                userid,
+                wanted,
+                lambda d, remote: same_content(d.content, remote),
+                known_ids,
+                statuses=("open",),
+            )
+        except InvalidUserError:
+            continue  # not a member: nothing to adopt, and its creates fail on their own
+        for address in sorted(found):
+            remote = found[address]
+            ledger.adopt(adopted_record(wanted[address], remote, ledger))
+            known_ids.add(remote.record_id)
+            adopted.append(address)
+            reporter.note(f"{address}: found open on DingTalk ({remote.record_id}), adopted")
+    return adopted
+
+
+def adopted_record(desired: DesiredRecord, remote: RemoteRecord, ledger: Ledger) -> StateRecord:
+    """The state record of an existing to-do taken over for ``desired``.
+
+    Its biz_id cannot be read back, so it is left empty; the fields a list does not show
+    (pc_url, source_name, ...) are taken to be the file's.
+    """
+    now = utc_now()
+    return StateRecord(
+        key=desired.key,
+        userid=desired.userid,
+        record_id=remote.record_id,
+        biz_id="",
+        generation=ledger.state.next_generation(desired.address),
+        content=desired.content,
+        fingerprint=desired.content.fingerprint(),
+        status=remote.status,
+        create_time_ms=remote.create_time_ms,
+        created_at=now,
+        updated_at=now,
+        completed_by="assignee" if remote.status == "done" else None,
+    )
 
 
 def settle(

@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from dingsync.backend import Backend
+from dingsync.errors import InvalidUserError
 from dingsync.errors import UnknownMethodError
 from dingsync.model import RemoteRecord
 from dingsync.model import StateRecord
@@ -22,6 +23,9 @@ from dingsync.reporter import Reporter
 class Observation:
     found: dict[str, RemoteRecord | None]  # record_id -> what DingTalk lists, or None
     fell_back: bool = False  # --lookup get was refused (errcode 22) and lists were used
+    # record_id -> why it could not be looked up (its user's list failed): neither found
+    # nor missing, so nothing is concluded about it.
+    unchecked: dict[str, str] | None = None
 
 
 def records_to_refresh(records: list[StateRecord]) -> list[StateRecord]:
@@ -33,30 +37,50 @@ def records_to_refresh(records: list[StateRecord]) -> list[StateRecord]:
 
 
 def _lookup_by_lists(
-    backend: Backend, records: list[StateRecord], reporter: Reporter
+    backend: Backend,
+    records: list[StateRecord],
+    reporter: Reporter,
+    unchecked: dict[str, str] | None = None,
 ) -> dict[str, RemoteRecord | None]:
     by_user: dict[str, set[str]] = defaultdict(set)
     for record in records:
         by_user[record.userid].add(record.record_id)
     found: dict[str, RemoteRecord | None] = {}
     for userid in sorted(by_user):
-        wanted = by_user[userid]
-        # The open list once more at the end: paging by offset can skip a record when the
-        # assignee completes another one between two pages, and a record wrongly judged
-        # missing would be created again.
-        for status in (*STATUSES, "open"):
-            if not wanted:
-                break
-            for remote in backend.list_records(userid, status):
-                if remote.record_id in wanted:
-                    found[remote.record_id] = remote
-                    wanted.discard(remote.record_id)
-                    reporter.advanced("refresh")
-                    if not wanted:
-                        break
-        for record_id in wanted:
-            found[record_id] = None
-            reporter.advanced("refresh")
+        try:
+            found.update(_lookup_user(backend, userid, set(by_user[userid]), reporter))
+        except InvalidUserError as exc:
+            if unchecked is None:
+                raise
+            # One user's failing list (a userid that left the organisation, 33012) must
+            # not stop the others; its records are neither found nor missing.
+            reporter.note(f"records of {userid} not checked: {exc}")
+            for record_id in by_user[userid]:
+                unchecked[record_id] = str(exc)
+                reporter.advanced("refresh")
+    return found
+
+
+def _lookup_user(
+    backend: Backend, userid: str, wanted: set[str], reporter: Reporter
+) -> dict[str, RemoteRecord | None]:
+    found: dict[str, RemoteRecord | None] = {}
+    # The open list once more at the end: paging by offset can skip a record when the
+    # assignee completes another one between two pages, and a record wrongly judged
+    # missing would be created again.
+    for status in (*STATUSES, "open"):
+        if not wanted:
+            break
+        for remote in backend.list_records(userid, status):
+            if remote.record_id in wanted:
+                found[remote.record_id] = remote
+                wanted.discard(remote.record_id)
+                reporter.advanced("refresh")
+                if not wanted:
+                    break
+    for record_id in wanted:
+        found[record_id] = None
+        reporter.advanced("refresh")
     return found
 
 
@@ -75,6 +99,7 @@ def observe(
 ) -> Observation:
     """Find each record remotely; ``lookup`` is ``list`` (documented) or ``get``."""
     reporter.started(len(records), "refresh")
+    unchecked: dict[str, str] = {}
     try:
         if lookup == "get":
             try:
@@ -85,7 +110,9 @@ def observe(
                     "looking records up with the list call instead"
                 )
                 reporter.started(len(records), "refresh")
-                return Observation(_lookup_by_lists(backend, records, reporter), fell_back=True)
-        return Observation(_lookup_by_lists(backend, records, reporter))
+                found = _lookup_by_lists(backend, records, reporter, unchecked)
+                return Observation(found, fell_back=True, unchecked=unchecked)
+        found = _lookup_by_lists(backend, records, reporter, unchecked)
+        return Observation(found, unchecked=unchecked)
     finally:
         reporter.finished("refresh")

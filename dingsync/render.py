@@ -227,15 +227,39 @@ def drift_markdown(report: DriftReport) -> str:
 
 
 def apply_summary(result: ApplyResult) -> str:
+    adopted = f"{len(result.adopted)} adopted" if result.adopted else ""
     if not (result.created or result.replaced or result.completed or result.failed):
-        return "Nothing to apply."
-    line = (
-        f"Apply complete: {len(result.created)} created, {len(result.replaced)} replaced, "
-        f"{len(result.completed)} completed"
-    )
+        if result.skipped:
+            return f"Nothing applied: {len(result.skipped)} completion(s) skipped."
+        return f"Nothing to apply ({adopted})." if adopted else "Nothing to apply."
+    parts = [
+        f"{len(result.created)} created",
+        f"{len(result.replaced)} replaced",
+        f"{len(result.completed)} completed",
+    ]
+    if adopted:
+        parts.append(adopted)
+    if result.skipped:
+        parts.append(f"{len(result.skipped)} skipped")
     if result.failed:
-        line += f", {len(result.failed)} failed"
-    return line + "."
+        parts.append(f"{len(result.failed)} failed")
+    return "Apply complete: " + ", ".join(parts) + "."
+
+
+def apply_markdown(
+    plan: Plan, task_file: TaskFile, result: ApplyResult, report: DriftReport | None
+) -> str:
+    """The job summary of an apply: its outcome first, with every failure's reason."""
+    lines = ["## dingsync apply", "", f"**{_md(apply_summary(result))}**", ""]
+    if result.fatal:
+        lines += [f"Stopped: {_md(result.fatal)}", ""]
+    for title, items in (("Failed", result.failed), ("Skipped", result.skipped)):
+        if items:
+            lines += [f"### {title}", ""]
+            lines += [f"- `{_md(a)}`: {_md(why)}" for a, why in sorted(items.items())]
+            lines.append("")
+    out = "\n".join(lines) + "\n" + plan_markdown(plan, task_file)
+    return out + ("\n" + drift_markdown(report) if report else "")
 
 
 def apply_document(
@@ -258,6 +282,8 @@ def apply_document(
             "replaced": sorted(result.replaced),
             "completed": sorted(result.completed),
             "failed": dict(sorted(result.failed.items())),
+            "skipped": dict(sorted(result.skipped.items())),
+            "adopted": sorted(result.adopted),
             "fatal": result.fatal,
         },
         "drift": drift_document(report) if report else None,

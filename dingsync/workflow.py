@@ -1,30 +1,45 @@
-"""The steps of apply, drift and import, wired together; no terminal I/O here.
+"""The steps of apply, plan --refresh, drift and import, wired together; no terminal I/O.
 
-The CLI parses options, builds a backend and calls these; tests can call them too.
+The CLI parses options, opens a session and calls these; tests can call them too.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from datetime import timezone
 from pathlib import Path
 from typing import Any
+from typing import NamedTuple
+from typing import Protocol
 
+from dingsync.applier import Applier
+from dingsync.applier import ApplyResult
 from dingsync.backend import Backend
 from dingsync.drift import DriftReport
 from dingsync.drift import field_drift
 from dingsync.drift import judge
+from dingsync.drift import mostly_missing
 from dingsync.errors import DingsyncError
 from dingsync.errors import PlanError
 from dingsync.ledger import Ledger
 from dingsync.ledger import utc_now
+from dingsync.model import State
 from dingsync.model import StateRecord
 from dingsync.model import TaskFile
+from dingsync.planner import Change
 from dingsync.planner import Plan
+from dingsync.planner import china_day
+from dingsync.planner import make_plan
 from dingsync.recovery import STATUSES
+from dingsync.recovery import adopt_existing
+from dingsync.recovery import look_up_pending
 from dingsync.refresh import observe
 from dingsync.refresh import records_to_refresh
-from dingsync.render import change_to_dict
 from dingsync.reporter import Reporter
+from dingsync.session import Session
+from dingsync.state import ScratchStore
+from dingsync.wording import counted
 
 
 def read_plan_file(path: str | Path) -> dict[str, Any]:
@@ -57,32 +72,148 @@ def check_saved_plan(
         raise PlanError("saved plan is stale: " + "; ".join(problems) + "; run plan again")
 
 
-def check_within_saved(plan: Plan, saved: dict[str, Any]) -> None:
-    """After settling interrupted creates, the plan may shrink but never grow."""
+def restrict_to_saved(plan: Plan, saved: dict[str, Any]) -> tuple[Plan, list[str]]:
+    """The part of ``plan`` that the saved plan approved, and what it leaves out.
+
+    After the refresh the plan may differ from the one reviewed: a change it no longer
+    needs is dropped; a change the reviewer never saw is reported, not carried out.
+    """
     approved = {(c["action"], c["address"]) for c in saved.get("changes", [])}
-    extra = [
-        c["address"]
-        for c in (change_to_dict(ch) for ch in plan.changes)
-        if (c["action"], c["address"]) not in approved
-    ]
-    if extra:
-        raise PlanError(
-            "the saved plan does not cover " + ", ".join(sorted(extra)) + "; run plan again"
-        )
+
+    def kept(change: Change) -> bool:
+        return (change.action, change.address) in approved
+
+    left_out = sorted(f"{c.action} {c.address}" for c in plan.changes if not kept(c))
+    restricted = plan._replace(
+        creates=tuple(c for c in plan.creates if kept(c)),
+        replaces=tuple(c for c in plan.replaces if kept(c)),
+        completes=tuple(c for c in plan.completes if kept(c)),
+    )
+    return restricted, left_out
+
+
+class Refresh(NamedTuple):
+    report: DriftReport
+    fell_back: bool  # --lookup get was refused and the lists were used
+    refusal: str | None  # set when most records look missing and --force was not given
 
 
 def refresh_and_judge(
-    ledger: Ledger, backend: Backend, reporter: Reporter, lookup: str
-) -> tuple[DriftReport, bool]:
+    ledger: Ledger, backend: Backend, reporter: Reporter, lookup: str, force: bool = False
+) -> Refresh:
+    """Look the managed open records up and write down what DingTalk says of them.
+
+    When most of them look missing, the run is more likely pointed at the wrong DingTalk:
+    then nothing is marked missing (the next apply would create it all again) unless
+    ``force``.
+    """
     records = records_to_refresh(list(ledger.state.records.values()))
     observation = observe(backend, records, reporter, lookup)
+    unchecked = observation.unchecked or {}
+    records = [r for r in records if r.record_id not in unchecked]
     report = judge(records, observation.found)
+    refusal = None if force else mostly_missing(report)
     by_id = {r.record_id: r for r in records}
     completed = [by_id[i.record_id] for i in report.of_kind("completed")]
-    missing = [by_id[i.record_id] for i in report.of_kind("missing")]
+    missing = [] if refusal else [by_id[i.record_id] for i in report.of_kind("missing")]
     found_again = [r for r in records if r.missing and observation.found.get(r.record_id)]
     ledger.record_observations(completed, missing, found_again)
-    return report, observation.fell_back
+    return Refresh(report, observation.fell_back, refusal)
+
+
+class ApplyView(Protocol):
+    """What apply shows and asks on its way; the CLI prints, tests may record."""
+
+    def show_drift(self, report: DriftReport) -> None: ...
+
+    def show_plan(self, plan: Plan) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+    def confirm(self) -> bool: ...
+
+
+class ApplySettings(NamedTuple):
+    refresh: bool = True
+    force: bool = False
+    parallelism: int = 8
+    lookup: str = "list"
+    auto_approve: bool = False
+
+
+class ApplyRun(NamedTuple):
+    plan: Plan
+    result: ApplyResult
+    refresh: Refresh | None
+    planned: tuple[str | None, int]  # lineage (None for a new state) and serial planned on
+    left_out: list[str]  # changes the refresh found that a saved plan did not approve
+    approved: bool  # False when the user said no at the prompt
+
+
+def run_apply(
+    session: Session,
+    task_file: TaskFile,
+    view: ApplyView,
+    reporter: Reporter,
+    settings: ApplySettings,
+    saved: dict[str, Any] | None = None,
+) -> ApplyRun:
+    """The steps of apply, in order: settle interrupted creates, refresh, adopt, plan,
+    check, confirm, carry out. Every step's result is in the state as it happens."""
+    ledger, backend = session.ledger, session.backend
+    look_up_pending(ledger, backend, reporter)
+    refreshed = None
+    if settings.refresh:
+        refreshed = refresh_and_judge(ledger, backend, reporter, settings.lookup, settings.force)
+        view.show_drift(refreshed.report)
+        if refreshed.refusal:
+            raise PlanError(f"refusing to apply: {refreshed.refusal}")
+    else:
+        view.note(
+            "--no-refresh: DingTalk was not asked first, so a to-do its assignee completed "
+            "may be replaced or reassigned"
+        )
+    adopted = adopt_existing(ledger, backend, task_file.records, reporter)
+    if adopted:
+        view.note(f"Adopted {counted(len(adopted), 'existing to-do')} instead of creating them.")
+    the_plan = make_plan(task_file, ledger.state, china_day(datetime.now(timezone.utc)))
+    planned = (ledger.state.lineage if session.existed else None, ledger.state.serial)
+    left_out: list[str] = []
+    if saved is not None:
+        the_plan, left_out = restrict_to_saved(the_plan, saved)
+        for change in left_out:
+            view.note(f"not in the saved plan, so not done: {change}; run plan again")
+    unsafe = the_plan.unsafe_reason()
+    if unsafe and not settings.force:
+        raise PlanError(f"refusing to apply: {unsafe}")
+    view.show_plan(the_plan)
+    result = ApplyResult(adopted=adopted)
+    if the_plan.has_changes and not settings.auto_approve and not view.confirm():
+        return ApplyRun(the_plan, result, refreshed, planned, left_out, approved=False)
+    if the_plan.has_changes or adopted:
+        session.bind()
+    applier = Applier(
+        ledger,
+        backend,
+        reporter,
+        parallelism=settings.parallelism,
+        namespace=task_file.namespace,
+    )
+    applier.apply(the_plan, result)
+    return ApplyRun(the_plan, result, refreshed, planned, left_out, approved=True)
+
+
+def plan_with_refresh(
+    task_file: TaskFile, state: State, backend: Backend, reporter: Reporter, lookup: str
+) -> tuple[Plan, Refresh]:
+    """What apply would do now (``plan --refresh``): the refresh and the adoption happen
+    on a scratch copy of the state; nothing is written."""
+    ledger = Ledger(state, ScratchStore(state))
+    look_up_pending(ledger, backend, reporter)
+    refreshed = refresh_and_judge(ledger, backend, reporter, lookup)
+    adopt_existing(ledger, backend, task_file.records, reporter)
+    the_plan = make_plan(task_file, ledger.state, china_day(datetime.now(timezone.utc)))
+    return the_plan, refreshed
 
 
 def import_record(

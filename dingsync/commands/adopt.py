@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from dingsync.errors import ExitCode
+from dingsync.options import Connection
 from dingsync.options import api_options
 from dingsync.options import file_options
 from dingsync.options import load_tasks
-from dingsync.options import open_backend
 from dingsync.options import require_credentials
 from dingsync.options import state_path_for
 from dingsync.terminal import out
@@ -20,6 +20,9 @@ from dingsync.terminal import out_json
 @api_options
 @click.argument("address")
 @click.argument("record_id")
+@click.option(
+    "--force", is_flag=True, help="Import even though the state belongs to another endpoint or app."
+)
 def import_(
     task_file: str,
     state_path: str | None,
@@ -31,23 +34,19 @@ def import_(
     lock_timeout: float,
     address: str,
     record_id: str,
+    force: bool,
 ) -> int:
     """Adopt the existing DingTalk record RECORD_ID as ADDRESS (KEY@USERID) of the file."""
-    from dingsync.ledger import Ledger
-    from dingsync.lock import StateLock
-    from dingsync.state import StateStore
+    from dingsync.session import open_session
     from dingsync.workflow import import_record
 
     require_credentials(sandbox)
     tf = load_tasks(task_file)
     path = state_path_for(task_file, state_path, sandbox)
-    with StateLock(path, command="import", timeout=lock_timeout):
-        store = StateStore(path)
-        with (
-            Ledger(store.load(), store) as ledger,
-            open_backend(endpoint, sandbox, task_file, max_qps, verbose) as backend,
-        ):
-            record, differences = import_record(ledger, backend, tf, address, record_id)
+    connection = Connection(endpoint, sandbox, task_file, max_qps, verbose)
+    with open_session(path, "import", connection, lock_timeout=lock_timeout, force=force) as run:
+        run.bind()
+        record, differences = import_record(run.ledger, run.backend, tf, address, record_id)
     if as_json:
         out_json(
             {

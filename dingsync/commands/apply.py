@@ -1,21 +1,20 @@
-"""`dingsync apply`: plan, confirm, create and complete, record, then check drift."""
+"""`dingsync apply`: refresh, plan, confirm, then create and complete, recording each result."""
 
 from __future__ import annotations
 
 import sys
-from datetime import datetime
-from datetime import timezone
+from typing import TYPE_CHECKING
 
 import click
 
 from dingsync.errors import DingsyncError
 from dingsync.errors import ExitCode
-from dingsync.errors import PlanError
+from dingsync.options import Connection
+from dingsync.options import announce_new_state
 from dingsync.options import api_options
 from dingsync.options import file_options
 from dingsync.options import load_tasks
 from dingsync.options import lookup_option
-from dingsync.options import open_backend
 from dingsync.options import require_credentials
 from dingsync.options import state_path_for
 from dingsync.terminal import TerminalReporter
@@ -25,6 +24,10 @@ from dingsync.terminal import out
 from dingsync.terminal import out_json
 from dingsync.terminal import redact
 from dingsync.terminal import style
+
+if TYPE_CHECKING:
+    from dingsync.drift import DriftReport
+    from dingsync.planner import Plan
 
 
 @click.command()
@@ -39,9 +42,17 @@ from dingsync.terminal import style
     show_default=True,
     help="Changes carried out at once.",
 )
-@click.option("--no-refresh", is_flag=True, help="Skip the drift check after applying.")
 @click.option(
-    "--force", is_flag=True, help="Apply even when the plan exceeds the safety threshold."
+    "--no-refresh",
+    is_flag=True,
+    help="Do not look the records up on DingTalk first (fewer calls; a to-do an assignee "
+    "completed may then be replaced or reassigned).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Apply even when the plan exceeds the safety threshold, most records look "
+    "missing, or the state belongs to another endpoint or app.",
 )
 @lookup_option
 def apply(
@@ -60,26 +71,17 @@ def apply(
     force: bool,
     lookup: str,
 ) -> int:
-    """Plan (or take PLANFILE), confirm, create and complete to-dos, then check drift."""
-    from dingsync.applier import Applier
-    from dingsync.ledger import Ledger
-    from dingsync.lock import StateLock
-    from dingsync.planner import china_day
-    from dingsync.planner import make_plan
-    from dingsync.recovery import look_up_pending
+    """Refresh, plan (or take PLANFILE), confirm, then create, update and complete to-dos."""
     from dingsync.render import apply_document
+    from dingsync.render import apply_markdown
     from dingsync.render import apply_summary
     from dingsync.render import calls_text
-    from dingsync.render import drift_markdown
-    from dingsync.render import drift_text
     from dingsync.render import plan_document
-    from dingsync.render import plan_markdown
-    from dingsync.render import plan_text
-    from dingsync.state import StateStore
+    from dingsync.session import open_session
+    from dingsync.workflow import ApplySettings
     from dingsync.workflow import check_saved_plan
-    from dingsync.workflow import check_within_saved
     from dingsync.workflow import read_plan_file
-    from dingsync.workflow import refresh_and_judge
+    from dingsync.workflow import run_apply
 
     require_credentials(sandbox)
     if not auto_approve and not sys.stdin.isatty():
@@ -90,51 +92,66 @@ def apply(
     tf = load_tasks(task_file)
     path = state_path_for(task_file, state_path, sandbox)
     reporter = TerminalReporter(quiet=as_json)
-    with StateLock(path, command="apply", timeout=lock_timeout):
-        store = StateStore(path)
-        state = store.load()
+    view = TerminalApplyView(quiet=as_json)
+    connection = Connection(endpoint, sandbox, task_file, max_qps, verbose, parallelism)
+    settings = ApplySettings(
+        refresh=not no_refresh,
+        force=force,
+        parallelism=parallelism,
+        lookup=lookup,
+        auto_approve=auto_approve,
+    )
+    with open_session(path, "apply", connection, lock_timeout=lock_timeout, force=force) as run:
+        if not run.existed:
+            announce_new_state(path)
         if saved is not None:
-            lineage = state.lineage if store.exists() else None
-            check_saved_plan(saved, tf, lineage, state.serial)
-        with (
-            open_backend(endpoint, sandbox, task_file, max_qps, verbose, parallelism) as backend,
-            Ledger(state, store) as ledger,
-        ):
-            look_up_pending(ledger, backend, reporter)
-            the_plan = make_plan(tf, ledger.state, china_day(datetime.now(timezone.utc)))
-            # The state as planned against, for the JSON document printed at the end.
-            planned = (ledger.state.lineage if store.exists() else None, ledger.state.serial)
-            if saved is not None:
-                check_within_saved(the_plan, saved)
-            unsafe = the_plan.unsafe_reason()
-            if unsafe and not force:
-                raise PlanError(f"refusing to apply: {unsafe}")
-            if not as_json:
-                out(plan_text(the_plan, style))
-            if the_plan.has_changes and not auto_approve:
-                if not click.confirm("Apply these changes?", default=False, err=True):
-                    err("Nothing was applied.")
-                    return ExitCode.ERROR
-            applier = Applier(ledger, backend, reporter, parallelism=parallelism)
-            result = applier.apply(the_plan)
-            report = None
-            fell_back = False
-            if not no_refresh and result.fatal is None:
-                report, fell_back = refresh_and_judge(ledger, backend, reporter, lookup)
-            counts = dict(backend.call_counts)
+            lineage = run.ledger.state.lineage if run.existed else None
+            check_saved_plan(saved, tf, lineage, run.ledger.state.serial)
+        outcome = run_apply(run, tf, view, reporter, settings, saved)
+        counts = dict(run.backend.call_counts)
+    if not outcome.approved:
+        err("Nothing was applied.")
+        return ExitCode.ERROR
+    serial = run.ledger.state.serial  # final: the session folded the journal on closing
+    result, refreshed = outcome.result, outcome.refresh
+    report = refreshed.report if refreshed else None
+    fell_back = refreshed.fell_back if refreshed else False
     if as_json:
-        plan_doc = plan_document(the_plan, tf, str(path), *planned)
-        state_doc = {"path": str(path), "serial": ledger.state.serial}
+        plan_doc = plan_document(outcome.plan, tf, str(path), *outcome.planned)
+        state_doc = {"path": str(path), "serial": serial}
         out_json(apply_document(plan_doc, result, report, lookup, fell_back, counts, state_doc))
     else:
         out("")
         out(style(apply_summary(result), bold=True, fg="green" if result.ok else "red"))
         if result.fatal:
             err(style(f"Error: stopped: {redact(result.fatal)}", fg="red"))
-        if report is not None:
-            out(drift_text(report, style))
         out(calls_text(counts))
-    append_step_summary(
-        lambda: plan_markdown(the_plan, tf) + ("\n" + drift_markdown(report) if report else "")
-    )
+    append_step_summary(lambda: apply_markdown(outcome.plan, tf, result, report))
     return ExitCode.OK if result.ok else ExitCode.ERROR
+
+
+class TerminalApplyView:
+    """What apply shows on the terminal on its way (nothing under --json)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def show_drift(self, report: DriftReport) -> None:
+        from dingsync.render import drift_text
+
+        if not self.quiet:
+            out(drift_text(report, style))
+            out("")
+
+    def show_plan(self, plan: Plan) -> None:
+        from dingsync.render import plan_text
+
+        if not self.quiet:
+            out(plan_text(plan, style))
+
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            err(f"Note: {redact(text)}")
+
+    def confirm(self) -> bool:
+        return click.confirm("Apply these changes?", default=False, err=True)

@@ -9,9 +9,15 @@ from pathlib import Path
 import click
 
 from dingsync.errors import ExitCode
+from dingsync.options import DEFAULT_ENDPOINT
+from dingsync.options import DEFAULT_QPS
+from dingsync.options import Connection
+from dingsync.options import announce_new_state
 from dingsync.options import file_options
 from dingsync.options import format_option
 from dingsync.options import load_tasks
+from dingsync.options import lookup_option
+from dingsync.options import require_credentials
 from dingsync.options import sandbox_state_option
 from dingsync.options import state_path_for
 from dingsync.terminal import append_step_summary
@@ -29,6 +35,20 @@ from dingsync.terminal import style
     "--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are."
 )
 @sandbox_state_option
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Look the records up on DingTalk first, as apply does (needs credentials); "
+    "writes nothing.",
+)
+@click.option(
+    "--endpoint",
+    envvar="DINGSYNC_ENDPOINT",
+    default=DEFAULT_ENDPOINT,
+    show_default=True,
+    help="With --refresh: DingTalk API base URL (env DINGSYNC_ENDPOINT).",
+)
+@lookup_option
 def plan(
     task_file: str,
     state_path: str | None,
@@ -38,22 +58,47 @@ def plan(
     out_path: str | None,
     detailed_exitcode: bool,
     sandbox: bool,
+    refresh: bool,
+    endpoint: str,
+    lookup: str,
 ) -> int:
-    """Show what apply would do; offline: needs no credentials and no network."""
+    """Show what apply would do; offline (no credentials, no network) unless --refresh."""
     from dingsync.planner import china_day
     from dingsync.planner import make_plan
+    from dingsync.render import drift_markdown
+    from dingsync.render import drift_text
     from dingsync.render import plan_document
     from dingsync.render import plan_markdown
     from dingsync.render import plan_text
     from dingsync.render import to_json
     from dingsync.state import StateStore
 
+    if refresh:
+        require_credentials(sandbox)
     tf = load_tasks(task_file)
     path = state_path_for(task_file, state_path, sandbox)
     store = StateStore(path)
     state = store.load()
-    the_plan = make_plan(tf, state, china_day(datetime.now(timezone.utc)))
+    existed = store.exists() or bool(state.records or state.pending)
+    if not existed:
+        announce_new_state(path)
     fmt = fmt or ("json" if as_json else "text")
+    report = None
+    if refresh:
+        from dingsync.session import check_remote
+        from dingsync.terminal import TerminalReporter
+        from dingsync.workflow import plan_with_refresh
+
+        connection = Connection(endpoint, sandbox, task_file, DEFAULT_QPS, verbose)
+        check_remote(path, state, existed, connection.remote(), force=False)
+        reporter = TerminalReporter(quiet=fmt != "text")
+        with connection.open() as backend:
+            the_plan, refreshed = plan_with_refresh(tf, state, backend, reporter, lookup)
+        report = refreshed.report
+        if refreshed.refusal:
+            the_plan = the_plan._replace(notes=(*the_plan.notes, refreshed.refusal))
+    else:
+        the_plan = make_plan(tf, state, china_day(datetime.now(timezone.utc)))
     if out_path or fmt == "json":
         # A state that does not exist yet has no lineage: its first apply will create one.
         lineage = state.lineage if store.exists() else None
@@ -63,8 +108,10 @@ def plan(
         if fmt == "json":
             out_json(document)
     elif fmt == "markdown":
-        out(plan_markdown(the_plan, tf))
+        out(plan_markdown(the_plan, tf) + ("\n" + drift_markdown(report) if report else ""))
     else:
+        if report is not None:
+            out(drift_text(report, style) + "\n")
         out(plan_text(the_plan, style))
         if the_plan.unsafe_reason():
             err(f"Warning: apply will refuse this plan without --force: {the_plan.unsafe_reason()}")

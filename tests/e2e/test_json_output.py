@@ -201,7 +201,7 @@ def test_apply_success(tasks_file, emulator):
     assert doc["ok"] is True
     assert doc["result"]["created"] == ["laptop@alice01", "laptop@bob02", "nda@alice01"]
     assert doc["result"]["failed"] == {} and doc["result"]["fatal"] is None
-    assert doc["drift"]["checked"] == 3 and doc["drift"]["items"] == []
+    assert doc["drift"]["checked"] == 0 and doc["drift"]["items"] == []  # refreshed first
     calls = doc["api_calls"]
     assert calls["total"] == sum(calls["by_api"].values()) == sum(emulator.call_counts().values())
     assert doc["state"]["serial"] >= 1

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import signal
 import subprocess
 import sys
 import time
@@ -103,29 +101,6 @@ def test_faults_of_every_kind_are_survived(tmp_path):
         assert_one_record_per_address(emulator, tmp_path / "state" / "tasks.state.json", 100)
         code, out, _ = finish(cli(tmp_path, emulator.url, "plan", "--detailed-exitcode"))
         assert code == 0, out
-
-
-def test_kill_at_random_moments_never_duplicates(tmp_path):
-    """(b) 150 tasks with latency, SIGKILL at 8 seeded moments, rerun after each."""
-    many_tasks(tmp_path / "tasks.yaml", 150, users=3)
-    rng = random.Random(8)
-    config = EmulatorConfig(apps={APP_KEY: APP_SECRET}, qps=0, latency_ms=15)
-    with Emulator(config) as emulator:
-        kills = 0
-        for _ in range(8):
-            proc = cli(tmp_path, emulator.url, "apply", "-y", "--no-refresh", "--parallelism", "4")
-            time.sleep(rng.uniform(0.3, 1.6))
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
-            finish(proc)
-            # A killed run leaves its lock behind, as Terraform does; a user removes it.
-            finish(cli(tmp_path, emulator.url, "force-unlock", "-y"))
-        code, out, err = finish(cli(tmp_path, emulator.url, "apply", "-y"))
-        assert code == 0, err
-        assert kills >= 4
-        print(f"\nSIGKILLs {kills}; records {len(emulator.records())}")
-        assert_one_record_per_address(emulator, tmp_path / "state" / "tasks.state.json", 150)
 
 
 def test_concurrent_applies_one_wins_the_other_fails_fast(tmp_path):
