@@ -1,141 +1,70 @@
-"""The pipelines of examples/ci/ work: their dingsync lines run, in order, against the emulator.
+"""The shape of examples/ci/ and action.yml: what a reviewer checks by reading them.
 
-Each pipeline's merge-request job runs with no credentials (as for a fork), its main-branch
-job with credentials and DINGSYNC_ENDPOINT pointing at the emulator. Only the lines that
-invoke dingsync run; shell around them (``|| status=$?``, ``> FILE``) is honoured as a
-shell would.
+What the jobs do when they run, and how each way a job ends leaves the state, is tested by
+running them in tests/ci/. Here: triggers, secrets kept from pull requests, permissions,
+serialised applies, actions pinned by commit, the dingsync release pinned to this one, and
+the action's inputs matching what the workflow passes.
 """
 
 from __future__ import annotations
 
-import shlex
+import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from tests.e2e.conftest import APP_KEY
-from tests.e2e.conftest import APP_SECRET
-from tests.e2e.conftest import ONBOARDING
-from tests.e2e.conftest import dingsync
-from tests.e2e.conftest import write_tasks
+import dingsync
 
-CI = Path(__file__).resolve().parents[2] / "examples" / "ci"
-CONTROL = {"||", "&&", ";", "|"}
+ROOT = Path(__file__).resolve().parents[2]
+CI = ROOT / "examples" / "ci"
 SECRET_NAMES = ("DINGTALK_APP_KEY", "DINGTALK_APP_SECRET", "DINGSYNC_PUSH_TOKEN")
+PINNED = re.compile(r"^\s*(?:-\s+)?uses:\s+([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # v(\d+\.\d+\.\d+)$")
+TASK_PATHS = ["tasks.yaml", "state/**"]
 
 
-def load(name: str) -> dict[Any, Any]:
-    return yaml.safe_load((CI / name).read_text(encoding="utf-8"))
+class _Loader(yaml.SafeLoader):
+    pass
 
 
-def shell_lines(script: str | list[str]) -> list[str]:
-    """The commands of a step (one string) or a script (a list of strings), one a line."""
-    items = [script] if isinstance(script, str) else script
-    lines: list[str] = []
-    for item in items:
-        for line in item.replace("\\\n", " ").splitlines():
-            line = line.strip()
-            if line and not line.startswith("#"):
-                lines.append(line)
-    return lines
+# GitLab's !reference tag, read as the plain list it names.
+_Loader.add_constructor("!reference", lambda loader, node: loader.construct_sequence(node))
 
 
-def dingsync_commands(lines: list[str]) -> list[tuple[list[str], str | None]]:
-    """(arguments after ``dingsync``, file stdout is redirected to) for each dingsync line."""
-    commands = []
-    for line in lines:
-        words = shlex.split(line, comments=True)
-        if not words or words[0] != "dingsync":
-            continue
-        cut = next((i for i, w in enumerate(words) if w in CONTROL), len(words))
-        words = words[:cut]
-        target = None
-        if ">" in words:
-            at = words.index(">")
-            words, target = words[:at], words[at + 1]
-        commands.append((words[1:], target))
-    return commands
-
-
-def run_all(commands: list[tuple[list[str], str | None]]) -> list[str]:
-    outputs = []
-    for args, target in commands:
-        run = dingsync(*args)
-        assert run.code == 0, f"dingsync {shlex.join(args)}: {run.err}"
-        if target:
-            Path(target).write_text(run.out, encoding="utf-8")
-        outputs.append(run.out)
-    return outputs
-
-
-def subcommands(commands: list[tuple[list[str], str | None]]) -> list[str]:
-    return [args[0] for args, _ in commands]
-
-
-@pytest.fixture
-def project(workdir):
-    """A repository checkout: the task file, no state yet."""
-    write_tasks(workdir / "tasks.yaml", ONBOARDING)
-    return workdir
-
-
-def as_merge_request(monkeypatch, summary: Path | None = None) -> None:
-    for name in ("DINGTALK_APP_KEY", "DINGTALK_APP_SECRET", "DINGSYNC_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    if summary is not None:
-        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-
-
-def as_main_branch(monkeypatch, emulator) -> None:
-    monkeypatch.setenv("DINGTALK_APP_KEY", APP_KEY)
-    monkeypatch.setenv("DINGTALK_APP_SECRET", APP_SECRET)
-    monkeypatch.setenv("DINGSYNC_ENDPOINT", emulator.url)
-
-
-def assert_applied(project: Path, emulator) -> None:
-    records = emulator.records()
-    assert sorted((r["userid"], r["title"]) for r in records) == [
-        ("alice01", "签署保密协议"),
-        ("alice01", "领取笔记本电脑"),
-        ("bob02", "领取笔记本电脑"),
-    ]
-    assert (project / "state" / "tasks.state.json").is_file()
-    assert dingsync("state", "list").out.split() == [
-        "laptop@alice01",
-        "laptop@bob02",
-        "nda@alice01",
-    ]
-
-
-# ---------------------------------------------------------------- GitHub Actions
+def load(path: Path) -> dict[Any, Any]:
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
 
 
 def github_jobs() -> tuple[dict[str, Any], dict[str, Any]]:
-    workflow = load("github-actions.yml")
-    jobs = workflow["jobs"]
+    jobs = load(CI / "github-actions.yml")["jobs"]
     return jobs["plan"], jobs["apply"]
 
 
-def github_commands(job: dict[str, Any]) -> list[tuple[list[str], str | None]]:
-    lines = [line for step in job["steps"] if "run" in step for line in shell_lines(step["run"])]
-    return dingsync_commands(lines)
+def uses_lines(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if re.match(r"\s*(-\s+)?uses:", line)]
 
 
 def test_github_workflow_shape():
-    workflow = load("github-actions.yml")
+    workflow = load(CI / "github-actions.yml")
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
     assert "pull_request" in triggers and "pull_request_target" not in triggers
     assert triggers["push"]["branches"] == ["main"]
+    for event in ("pull_request", "push"):
+        assert triggers[event]["paths"][:2] == TASK_PATHS
+    force = triggers["workflow_dispatch"]["inputs"]["force"]
+    assert (force["type"], force["default"]) == ("boolean", False)
     assert "env" not in workflow, "workflow-level env would reach the pull-request job"
+    assert workflow["permissions"] == {}
     plan, apply = github_jobs()
     assert "pull_request" in plan["if"] and "refs/heads/main" in apply["if"]
     text = yaml.safe_dump(plan)
     assert "secrets." not in text and not any(name in text for name in SECRET_NAMES)
+    assert plan["permissions"] == {"contents": "read"}
+    assert apply["permissions"] == {"contents": "write"}
     assert apply["concurrency"]["group"]
     assert apply["concurrency"].get("cancel-in-progress", False) is False
-    assert apply["permissions"] == {"contents": "write"}
+    assert apply["timeout-minutes"] > int(apply["steps"][-1]["with"]["apply-timeout-minutes"])
     secret_env = {
         name: value for step in apply["steps"] for name, value in step.get("env", {}).items()
     }
@@ -143,84 +72,63 @@ def test_github_workflow_shape():
         "DINGTALK_APP_KEY": "${{ secrets.DINGTALK_APP_KEY }}",
         "DINGTALK_APP_SECRET": "${{ secrets.DINGTALK_APP_SECRET }}",
     }
-    for job in (plan, apply):
-        pythons = [s["with"]["python-version"] for s in job["steps"] if "setup-python" in str(s)]
-        assert pythons == ["3.11"]
-    commit = " ".join(shell_lines(apply["steps"][-1]["run"]))
-    assert "git add state/" in commit and "git diff --cached --quiet" in commit
-    assert "git push" in commit
+    for job, command in ((plan, "plan"), (apply, "apply")):
+        checkout, action = job["steps"]
+        assert checkout["uses"].startswith("actions/checkout@")
+        # No token left on disk: the action hands one to git in its commit step only.
+        assert checkout["with"]["persist-credentials"] is False
+        assert action["uses"].startswith("OWNER/dingsync@")
+        assert action["with"]["command"] == command
 
 
-def test_github_workflow_runs(project, emulator, monkeypatch):
-    plan_job, apply_job = github_jobs()
-    plan_commands, apply_commands = github_commands(plan_job), github_commands(apply_job)
-    assert subcommands(plan_commands) == ["validate", "plan"]
-    assert subcommands(apply_commands) == ["apply"]
-
-    summary = project / "step-summary.md"
-    as_merge_request(monkeypatch, summary)
-    run_all(plan_commands)
-    markdown = summary.read_text(encoding="utf-8")
-    assert "#### dingsync plan for `tasks.yaml`" in markdown
-    assert "| + | create | `laptop@bob02` |" in markdown
-    assert "**Plan: 3 to create, 0 to replace, 0 to complete.**" in markdown
-    assert emulator.records() == [] and not (project / "state" / "tasks.state.json").exists()
-
-    summary.unlink()
-    as_main_branch(monkeypatch, emulator)
-    run_all(apply_commands)
-    assert_applied(project, emulator)
-    assert "#### dingsync drift" in summary.read_text(encoding="utf-8")
-
-    # The next pull request plans against the committed state.
-    summary.unlink()
-    as_merge_request(monkeypatch, summary)
-    run_all(plan_commands)
-    assert "**No changes.**" in summary.read_text(encoding="utf-8")
+def test_every_action_is_pinned_by_commit_with_its_version():
+    for path in (CI / "github-actions.yml", ROOT / "action.yml"):
+        lines = uses_lines(path)
+        assert lines
+        for line in lines:
+            assert PINNED.match(line), f"{path.name}: not pinned by commit hash: {line.strip()}"
 
 
-# ---------------------------------------------------------------- GitLab CI
+def test_the_recipes_pin_this_release_of_dingsync():
+    version = dingsync.__version__
+    own = [PINNED.match(line) for line in uses_lines(CI / "github-actions.yml")]
+    assert {m.group(3) for m in own if m and m.group(1) == "OWNER/dingsync"} == {version}
+    gitlab = load(CI / "gitlab-ci.yml")
+    assert gitlab["variables"]["DINGSYNC_VERSION"] == version
+    install = gitlab["default"]["before_script"][0]
+    assert '"dingsync @ git+https://github.com/OWNER/dingsync@v$DINGSYNC_VERSION"' in install
 
 
-def gitlab_jobs() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    pipeline = load("gitlab-ci.yml")
-    return pipeline["default"], pipeline["plan"], pipeline["apply"]
+def test_the_workflow_passes_only_inputs_the_action_has():
+    inputs = load(ROOT / "action.yml")["inputs"]
+    for job in github_jobs():
+        (action,) = [step for step in job["steps"] if "dingsync@" in step.get("uses", "")]
+        assert set(action["with"]) <= set(inputs), set(action["with"]) - set(inputs)
+        assert not [name for name, spec in inputs.items() if spec.get("required")]
+
+
+def test_the_action_keeps_expressions_out_of_its_shell():
+    # Inputs reach the shell as environment variables, never pasted into the script.
+    for step in load(ROOT / "action.yml")["runs"]["steps"]:
+        assert "${{" not in step.get("run", ""), step.get("id")
 
 
 def test_gitlab_pipeline_shape():
-    default, plan, apply = gitlab_jobs()
+    pipeline = load(CI / "gitlab-ci.yml")
+    default, plan, apply = pipeline["default"], pipeline["plan"], pipeline["apply"]
     assert default["image"] == "python:3.11"
+    assert default["cache"]["paths"] == [".cache/pip"]
+    assert pipeline["variables"]["PIP_CACHE_DIR"] == "$CI_PROJECT_DIR/.cache/pip"
     assert [r["if"] for r in plan["rules"]] == ['$CI_PIPELINE_SOURCE == "merge_request_event"']
     assert [r["if"] for r in apply["rules"]] == ["$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"]
-    for section in (default, plan):
+    for rule in (*plan["rules"], *apply["rules"]):
+        assert rule["changes"][:2] == ["tasks.yaml", "state/**/*"]
+    for section in (default, plan, pipeline["variables"]):
         text = yaml.safe_dump(section)
         assert not any(name in text for name in SECRET_NAMES)
     assert apply["resource_group"]
     assert apply.get("interruptible", False) is False
-    script = " ".join(shell_lines(apply["script"]))
-    assert "git add state/" in script and "git diff --cached --quiet" in script
-    assert "git push" in script and "${DINGSYNC_PUSH_TOKEN}" in script
-
-
-def test_gitlab_pipeline_runs(project, emulator, monkeypatch):
-    _, plan_job, apply_job = gitlab_jobs()
-    plan_commands = dingsync_commands(shell_lines(plan_job["script"]))
-    apply_commands = dingsync_commands(shell_lines(apply_job["script"]))
-    assert subcommands(plan_commands) == ["validate", "plan"]
-    assert subcommands(apply_commands) == ["apply"]
-
-    as_merge_request(monkeypatch)
-    run_all(plan_commands)
-    artifact = project / plan_job["artifacts"]["paths"][0]
-    markdown = artifact.read_text(encoding="utf-8")
-    assert "#### dingsync plan for `tasks.yaml`" in markdown
-    assert "**Plan: 3 to create, 0 to replace, 0 to complete.**" in markdown
-    assert emulator.records() == []
-
-    as_main_branch(monkeypatch, emulator)
-    run_all(apply_commands)
-    assert_applied(project, emulator)
-
-    as_merge_request(monkeypatch)
-    run_all(plan_commands)
-    assert "**No changes.**" in artifact.read_text(encoding="utf-8")
+    assert apply["artifacts"]["when"] == "always"
+    # The script stops early enough for after_script to push within the job's timeout.
+    assert apply["variables"]["RUNNER_SCRIPT_TIMEOUT"] == "50m" and apply["timeout"] == "1h"
+    assert "${DINGSYNC_PUSH_TOKEN}" in apply["variables"]["DINGSYNC_REMOTE"]
