@@ -174,9 +174,12 @@ def test_timed_out_apply_stops_in_time_and_pushes(runner, remote, emulator):
     assert stall.fired
     assert result.status == "failure" and result.steps["apply"] == "failure"
     assert result.steps["commit"] == "success", result.log
+    # Stopped mid-call: the create in flight may be stored on DingTalk but unanswered; the
+    # next run finds it. Every answered one is in the state.
     made = emulator_addresses(emulator)
     assert 3 <= len(made) < len(MANY_USERS)
-    assert state_addresses(remote) == made
+    known = state_addresses(remote)
+    assert len(made) - 1 <= len(known) and set(known) <= set(made)
 
     emulator.set_faults(latency_ms=0)
     assert apply(runner).status == "success"
