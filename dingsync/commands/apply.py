@@ -139,7 +139,7 @@ class TerminalApplyView:
     def show_drift(self, report: DriftReport) -> None:
         from dingsync.render import drift_text
 
-        if not self.quiet:
+        if not self.quiet and report.checked:  # a new state has nothing to look up
             out(drift_text(report, style))
             out("")
 
