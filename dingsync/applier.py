@@ -33,6 +33,7 @@ from dingsync.planner import Create
 from dingsync.planner import Plan
 from dingsync.planner import china_day
 from dingsync.recovery import STATUSES
+from dingsync.recovery import KeyTakenError
 from dingsync.recovery import adopt
 from dingsync.recovery import matches
 from dingsync.recovery import same_content
@@ -192,7 +193,7 @@ class Applier:
         if isinstance(change, Complete):
             return self._complete(change.current)
         if isinstance(change, Create) and change.pending is not None:
-            record, retired = settle(self.ledger, self.backend, change.pending)
+            record, retired = self._settle(change.desired, change.pending, attempt=1)
         else:
             record, retired = self._create(change.desired)
         if retired is not None:
@@ -201,11 +202,49 @@ class Applier:
         return record.record_id
 
     def _cancel(self, pending: PendingCreate) -> None:
-        self.backend.complete(pending.userid, pending.biz_id)
+        # Completing by biz_id closes whatever holds that key. If a to-do of this address
+        # whose key is unknown (adopted) may hold it, that could be the to-do the file
+        # still wants; the lookup at the start of the run did not find the interrupted
+        # create, so dropping the intent is enough.
+        if not self._key_may_be_held(pending):
+            self.backend.complete(pending.userid, pending.biz_id)
         self.ledger.abandon_create(pending.address)
 
+    def _key_may_be_held(self, pending: PendingCreate) -> bool:
+        """Whether a record the state knows for this address may carry ``pending``'s key."""
+        state = self.ledger.state
+        ours = [r for r in state.retiring.values() if r.address == pending.address]
+        current = state.records.get(pending.address)
+        if current is not None:
+            ours.append(current)
+        return any(r.biz_id in ("", pending.biz_id) for r in ours)
+
+    def _settle(
+        self, desired: DesiredRecord, pending: PendingCreate, attempt: int
+    ) -> tuple[StateRecord, StateRecord | None]:
+        """Settle an interrupted create; if its key turns out to be held by a to-do of
+        this address's own forgotten history, move past it as ``_duplicate`` does."""
+        try:
+            return settle(self.ledger, self.backend, pending)
+        except KeyTakenError:
+            if pending.address not in self.ledger.state.records or attempt >= MAX_KEY_ATTEMPTS:
+                raise
+            self.ledger.abandon_create(pending.address)
+            return self._create(desired, attempt + 1)
+
     def _complete(self, record: StateRecord) -> str:
-        known = self.backend.complete(record.userid, record.record_id)
+        # Noted first: if the answer is lost, the next refresh sees the to-do done and must
+        # not take it for the assignee's doing (a reopen in the file would not be sent).
+        self.ledger.begin_complete(record)
+        try:
+            known = self.backend.complete(record.userid, record.record_id)
+        except TransportError as exc:
+            if not exc.maybe_committed:
+                self.ledger.abandon_complete(record)
+            raise
+        except ApiError:
+            self.ledger.abandon_complete(record)
+            raise
         self.ledger.mark_completed(record, by="dingsync")
         if not known:
             self.reporter.note(
@@ -249,7 +288,7 @@ class Applier:
                 self.ledger.abandon_create(pending.address)
                 raise
             # The answer was lost: never send blindly; settle it like an interrupted run.
-            return settle(self.ledger, self.backend, pending)
+            return self._settle(desired, pending, attempt)
         except DuplicateError as exc:
             return self._duplicate(desired, pending, exc, attempt)
         except ApiError as exc:

@@ -120,6 +120,22 @@ class Ledger:
             self._record(record)
         return record, retired
 
+    def begin_complete(self, record: StateRecord) -> None:
+        """dingsync is about to complete ``record``: an open record with ``completed_by``
+        "dingsync" is a completion sent whose outcome is not known yet."""
+        self._set_completer(record, "dingsync")
+
+    def abandon_complete(self, record: StateRecord) -> None:
+        """DingTalk certainly refused the completion: the record is simply open."""
+        self._set_completer(record, None)
+
+    def _set_completer(self, record: StateRecord, by: str | None) -> None:
+        with self._lock:
+            current = self.state.records.get(record.address)
+            if current is not None and current.record_id == record.record_id:
+                if current.status == "open" and current.completed_by != by:
+                    self._record(current._replace(completed_by=by))
+
     def mark_completed(self, record: StateRecord, by: str) -> None:
         """A record is done: completed by dingsync, or observed done (by the assignee)."""
         with self._lock:
@@ -153,9 +169,9 @@ class Ledger:
             for record in completed:
                 current = self.state.records.get(record.address)
                 if current is not None and current.record_id == record.record_id:
-                    self._record(
-                        current._replace(status="done", completed_by="assignee", updated_at=now)
-                    )
+                    # A completion dingsync sent but never heard back from is its own.
+                    by = "dingsync" if current.completed_by == "dingsync" else "assignee"
+                    self._record(current._replace(status="done", completed_by=by, updated_at=now))
             for record in missing:
                 current = self.state.records.get(record.address)
                 if current is not None and current.record_id == record.record_id:

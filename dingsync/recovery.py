@@ -40,6 +40,11 @@ from dingsync.reporter import Reporter
 
 STATUSES: tuple[Status, ...] = ("open", "done")
 
+
+class KeyTakenError(DingsyncError):
+    """An interrupted create was sent again and refused as a duplicate, yet no to-do with
+    exactly what it sent can be found: its key is held by another to-do."""
+
 T = TypeVar("T")
 
 
@@ -218,7 +223,7 @@ def settle(
         # have landed after our lookup); if it still cannot be seen, keep it pending.
         remote = find_remote(backend, [pending], known_ids).get(pending.address)
         if remote is None:
-            raise DingsyncError(
+            raise KeyTakenError(
                 f"DingTalk already holds biz_id {pending.biz_id} for {pending.userid}, but "
                 "the record is in neither of the user's lists; left pending"
             ) from None

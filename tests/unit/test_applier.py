@@ -10,6 +10,7 @@ import pytest
 
 from dingsync.applier import Applier
 from dingsync.errors import QuotaExceededError
+from dingsync.errors import TransportError
 from dingsync.ledger import Ledger
 from dingsync.planner import make_plan
 from dingsync.reporter import Reporter
@@ -96,3 +97,38 @@ def test_ctrl_c_starts_nothing_new_and_records_what_finished(tmp_path):
     state = StateStore(tmp_path / "s.json").load()  # the journal as the run left it
     # every create that DingTalk accepted is in the state: nothing is lost
     assert {r.record_id for r in state.records.values()} == set(backend.records)
+
+
+class LostCompletionBackend(FakeBackend):
+    """Completes the to-do, then loses the answer, as a reset after processing would."""
+
+    def complete(self, userid, record_id):
+        raise TransportError("connection reset after sending", maybe_committed=True)
+
+
+def test_a_completion_whose_answer_was_lost_stays_dingsyncs_own(tmp_path):
+    # Regression: the next refresh saw the to-do done and recorded it as the assignee's
+    # doing, so reopening the task in the file never sent it again.
+    backend = LostCompletionBackend()
+    ledger, _ = run(tmp_path, backend, count=1)
+    removed = make_plan(tasks(desired(key="other")), ledger.state)
+    result = Applier(ledger, backend, Reporter()).apply(removed._replace(creates=()))
+    assert list(result.failed) == ["t0@alice01"]
+    record = ledger.state.records["t0@alice01"]
+    assert record.status == "open" and record.completed_by == "dingsync"
+    ledger.record_observations(completed=[record], missing=[])
+    assert ledger.state.records["t0@alice01"].completed_by == "dingsync"
+    reopened = make_plan(tasks(desired(key="t0")), ledger.state)
+    assert [(c.action, c.reason) for c in reopened.changes] == [("create", "reopened")]
+
+
+def test_a_refused_completion_leaves_the_record_plainly_open(tmp_path):
+    backend = FakeBackend()
+    ledger, _ = run(tmp_path, backend, count=1)
+    backend.complete = lambda userid, record_id: (_ for _ in ()).throw(  # type: ignore[method-assign]
+        TransportError("connection refused", maybe_committed=False)
+    )
+    removed = make_plan(tasks(desired(key="other")), ledger.state)
+    Applier(ledger, backend, Reporter()).apply(removed._replace(creates=()))
+    record = ledger.state.records["t0@alice01"]
+    assert record.status == "open" and record.completed_by is None

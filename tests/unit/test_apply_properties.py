@@ -48,7 +48,6 @@ from typing import Any
 from typing import NamedTuple
 from unittest import mock
 
-import pytest
 from hypothesis import HealthCheck
 from hypothesis import currently_in_test_context
 from hypothesis import event
@@ -681,12 +680,6 @@ ApplyMachine.TestCase.settings = settings(
 TestApplyProperties = ApplyMachine.TestCase
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dingsync bug: after a lost state, an adopted to-do's biz_id can be the one a later "
-    "create of its address sends; an interrupted such create is then cancelled by that biz_id, "
-    "which completes the adopted to-do while the file still wants it open",
-)
 def test_a_lost_state_then_an_interrupted_replace_keeps_the_adopted_todo_open():
     """The shortest sequence found that breaks "Never left without the task".
 
