@@ -7,9 +7,7 @@ SIGKILL is a real kill) against the emulator over HTTP.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,44 +18,16 @@ from dingsync.emulator import Emulator
 from dingsync.emulator import EmulatorConfig
 from tests.e2e.conftest import APP_KEY
 from tests.e2e.conftest import APP_SECRET
+from tests.helpers import cli
+from tests.helpers import finish as finish_process
+from tests.helpers import many_tasks
 
 pytestmark = pytest.mark.slow
 
 
-def many_tasks(path: Path, count: int, users: int) -> Path:
-    lines = ["version: 1", "defaults:", "  url: https://intranet.example.com/t", "tasks:"]
-    for i in range(count):
-        lines += [
-            f"  - key: task-{i:04d}",
-            f"    userid: user{i % users:02d}",
-            f"    title: 第{i}项检查",
-            f"    form: {{说明: 编号 {i}}}",
-        ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def cli(workdir: Path, endpoint: str, *args: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "DINGTALK_APP_KEY": APP_KEY,
-        "DINGTALK_APP_SECRET": APP_SECRET,
-        "DINGSYNC_ENDPOINT": endpoint,
-        "NO_COLOR": "1",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "dingsync", *args],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out, err
+    done = finish_process(proc, timeout)
+    return done.code, done.out, done.err
 
 
 def assert_one_record_per_address(emulator: Emulator, state_file: Path, expected: int) -> None:
