@@ -73,6 +73,13 @@ def _route(emulator: Emulator, method: str, parts: list[str], raw: bytes) -> Ans
     raise _ControlError(404, f"no control route {method} {PREFIX}{'/'.join(parts)}")
 
 
+def _refuse_unknown(body: dict[str, Any], allowed: set[str]) -> None:
+    """A misspelt control field is an error, never silently ignored."""
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise _ControlError(400, f"unknown field(s) {', '.join(unknown)}")
+
+
 def _record_route(
     emulator: Emulator, method: str, record_id: str, rest: list[str], raw: bytes
 ) -> Answer:
@@ -83,9 +90,7 @@ def _record_route(
         return 200, {"ok": True, "record": emulator.complete(record_id)}
     if method == "POST" and rest == ["modify"]:
         body = _body(raw)
-        unknown = sorted(set(body) - {"title", "url", "forms"})
-        if unknown:
-            raise _ControlError(400, f"unknown field(s) {', '.join(unknown)}")
+        _refuse_unknown(body, {"title", "url", "forms"})
         for name in ("title", "url"):
             if body.get(name) is not None and not isinstance(body[name], str):
                 raise _ControlError(400, f"{name} must be a string")
@@ -104,9 +109,7 @@ def _todo_route(
         return 200, {"ok": True}
     if method == "POST" and rest == ["complete"]:
         body = _body(raw)
-        unknown = sorted(set(body) - {"executor"})
-        if unknown:
-            raise _ControlError(400, f"unknown field(s) {', '.join(unknown)}")
+        _refuse_unknown(body, {"executor"})
         executor = body.get("executor")
         if executor is not None and not isinstance(executor, str):
             raise _ControlError(400, "executor must be a unionId")
@@ -126,9 +129,7 @@ def _clock(emulator: Emulator, body: dict[str, Any]) -> Answer:
 def _users(emulator: Emulator, body: dict[str, Any]) -> Answer:
     if "users" not in body:
         raise _ControlError(400, 'expected {"users": [userid, ...]} or {"users": null}')
-    unknown = sorted(set(body) - {"users", "unionIds"})
-    if unknown:
-        raise _ControlError(400, f"unknown field(s) {', '.join(unknown)}")
+    _refuse_unknown(body, {"users", "unionIds"})
     users = body["users"]
     if users is not None and not (
         isinstance(users, list) and all(isinstance(u, str) for u in users)
@@ -143,9 +144,7 @@ def _users(emulator: Emulator, body: dict[str, Any]) -> Answer:
 
 def _fault_args(body: dict[str, Any]) -> dict[str, Any]:
     allowed = {"rate", "kinds", "seed", "latency_ms", "qps"}
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise _ControlError(400, f"unknown field(s) {', '.join(unknown)}")
+    _refuse_unknown(body, allowed)
     return body
 
 
