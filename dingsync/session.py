@@ -84,10 +84,8 @@ def open_session(
     remote = connection.remote()
     with StateLock(path, command=command, timeout=lock_timeout):
         store = StateStore(path)
-        on_disk = store.exists()
         state = store.load()
-        # A first run killed before its first save left only a journal: a state all the same.
-        existed = on_disk or bool(state.records or state.pending)
+        existed = store.found
         check_remote(path, state, existed, remote, force)
         with connection.open() as backend, Ledger(state, store) as ledger:
             yield Session(path, store, ledger, backend, remote, existed)

@@ -233,6 +233,8 @@ class StateStore:
         self._journal_ready = False
         # True when the last load() replayed events of an interrupted run's journal.
         self.folded_journal = False
+        # True when the last load() found a state: the file, or a first run's journal.
+        self.found = False
         # The state file as this store last read or wrote it (see ``_identity``): a save
         # finding another file there refuses to overwrite it (compare-and-swap).
         self._seen: FileIdentity | None = None
@@ -261,6 +263,7 @@ class StateStore:
             self._seen = _identity(self.path)
             state, on_disk = self._read_state_file()
             self._fold_journal(state, on_disk)
+            self.found = on_disk or self.folded_journal
             self._base = (state.lineage, state.serial)
             self._load_failed = False
             return state

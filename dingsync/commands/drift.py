@@ -63,7 +63,8 @@ def drift(
     path = state_path_for(task_file, state_path, sandbox)
     reporter = TerminalReporter(quiet=as_json or fmt in ("json", "markdown"))
     connection = Connection(endpoint, sandbox, task_file, max_qps, verbose)
-    if not StateStore(path).exists() and not StateStore(path).journal_path.exists():
+    store = StateStore(path)
+    if not store.exists() and not store.journal_path.exists():
         announce_new_state(path)
         raise DingsyncError(
             f"nothing to check: no state at {path} (run from the folder the state was made "

@@ -79,7 +79,7 @@ def plan(
     path = state_path_for(task_file, state_path, sandbox)
     store = StateStore(path)
     state = store.load()
-    existed = store.exists() or bool(state.records or state.pending)
+    existed = store.found
     if not existed:
         announce_new_state(path)
     fmt = fmt or ("json" if as_json else "text")
@@ -101,7 +101,7 @@ def plan(
         the_plan = make_plan(tf, state, china_day(datetime.now(timezone.utc)))
     if out_path or fmt == "json":
         # A state that does not exist yet has no lineage: its first apply will create one.
-        lineage = state.lineage if store.exists() else None
+        lineage = state.lineage if existed else None
         document = plan_document(the_plan, tf, str(path), lineage, state.serial)
         if out_path:
             Path(out_path).write_text(to_json(document) + "\n", encoding="utf-8")
