@@ -45,6 +45,7 @@ class KeyTakenError(DingsyncError):
     """An interrupted create was sent again and refused as a duplicate, yet no to-do with
     exactly what it sent can be found: its key is held by another to-do."""
 
+
 T = TypeVar("T")
 
 
