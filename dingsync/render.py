@@ -59,17 +59,42 @@ def _pad(text: str, width: int) -> str:
     return text + " " * max(0, width - display_width(text))
 
 
+# Characters that could rewrite a terminal line or hide text: controls (ESC, CR), format
+# characters (zero-width space, right-to-left override), line and paragraph separators.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def shown(text: str) -> str:
+    """``text`` safe to print: every unprintable character escaped (``\\x1b``, ``\\u202e``)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(ch) in _UNPRINTABLE
+        else ch
+        for ch in text
+    )
+
+
 def _short(value: Any) -> str:
     if isinstance(value, list):
-        return "[" + ", ".join(f"{i['title']}: {i['content']}" for i in value) + "]"
+        return "[" + ", ".join(f"{shown(i['title'])}: {shown(i['content'])}" for i in value) + "]"
     return json.dumps(value, ensure_ascii=False)
+
+
+def warnings(plan: Plan) -> list[tuple[str, str]]:
+    """What a reviewer must see in every format, as (label, text): the refusal to come,
+    then the plan's notes (interrupted creates, DingTalk's same-day refusals)."""
+    unsafe = plan.unsafe_reason()
+    refusal = [("Warning", f"apply will refuse this plan without --force: {unsafe}")]
+    return (refusal if unsafe else []) + [("Note", shown(note)) for note in plan.notes]
 
 
 def _detail(change: Change) -> str:
     if isinstance(change, Complete):
         reason = REASONS.get(change.reason, change.reason)
-        return f"{change.current.content.title}  ({reason}, {change.current.record_id})"
-    text = change.desired.content.title
+        return f"{shown(change.current.content.title)}  ({reason}, {change.current.record_id})"
+    text = shown(change.desired.content.title)
     if isinstance(change, Create) and REASONS.get(change.reason):
         text += f"  ({REASONS[change.reason]})"
     return text
@@ -80,28 +105,28 @@ def plan_text(plan: Plan, style: Style = _plain) -> str:
     changes = plan.changes
     if changes:
         label_width = max(len(f"{SYMBOLS[c.action]} {c.action}") for c in changes)
-        address_width = max(display_width(c.address) for c in changes)
+        address_width = max(display_width(shown(c.address)) for c in changes)
         lines.append("dingsync will perform these actions:")
         lines.append("")
         for change in changes:
             label = _pad(f"{SYMBOLS[change.action]} {change.action}", label_width)
             lines.append(
                 f"  {style(label, fg=COLORS[change.action])}  "
-                f"{_pad(change.address, address_width)}  {_detail(change)}"
+                f"{_pad(shown(change.address), address_width)}  {_detail(change)}"
             )
             if isinstance(change, Replace):
                 indent = " " * (label_width + 4)
                 for fc in change.changes:
                     lines.append(f"{indent}{fc.field}: {_short(fc.before)} → {_short(fc.after)}")
         lines.append("")
-    for note in plan.notes:
-        lines.append(f"Note: {note}")
+    for label, text in warnings(plan):
+        lines.append(f"{label}: {text}")
     lines.append(style(plan.summary(), bold=True))
     return "\n".join(lines)
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return shown(text.replace("\n", " ")).replace("|", "\\|")
 
 
 def plan_markdown(plan: Plan, task_file: TaskFile) -> str:
@@ -119,6 +144,8 @@ def plan_markdown(plan: Plan, task_file: TaskFile) -> str:
                 f"| {_md(details)} |"
             )
         lines.append("")
+    for label, text in warnings(plan):
+        lines += [f"> **{label}:** {_md(text)}", ""]
     lines.append(f"**{plan.summary()}**")
     return "\n".join(lines) + "\n"
 
@@ -199,10 +226,11 @@ DRIFT_EXPLAINED = {
 def drift_text(report: DriftReport, style: Style = _plain) -> str:
     lines: list[str] = []
     if report.items:
-        width = max(display_width(i.address) for i in report.items)
+        width = max(display_width(shown(i.address)) for i in report.items)
         for item in report.items:
             tag = style(f"{item.kind:<9}", fg="yellow")
-            lines.append(f"  {tag}  {_pad(item.address, width)}  {DRIFT_EXPLAINED[item.kind]}")
+            address = _pad(shown(item.address), width)
+            lines.append(f"  {tag}  {address}  {DRIFT_EXPLAINED[item.kind]}")
             for f in item.fields:
                 lines.append(f"{' ' * 13}{f.path}: {_short(f.expected)} → {_short(f.actual)}")
         lines.append("")

@@ -21,7 +21,6 @@ from dingsync.options import require_credentials
 from dingsync.options import sandbox_state_option
 from dingsync.options import state_path_for
 from dingsync.terminal import append_step_summary
-from dingsync.terminal import err
 from dingsync.terminal import out
 from dingsync.terminal import out_json
 from dingsync.terminal import style
@@ -113,8 +112,6 @@ def plan(
         if report is not None:
             out(drift_text(report, style) + "\n")
         out(plan_text(the_plan, style))
-        if the_plan.unsafe_reason():
-            err(f"Warning: apply will refuse this plan without --force: {the_plan.unsafe_reason()}")
         if out_path:
             out(f"Saved the plan to {out_path}; apply it with: dingsync apply {out_path}")
     append_step_summary(lambda: plan_markdown(the_plan, tf))

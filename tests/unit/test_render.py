@@ -87,3 +87,31 @@ def test_drift_text_and_markdown():
     assert 'title: "甲" → "乙"' in text
     assert text.splitlines()[-1] == "Drift: 1 completed, 0 missing, 1 modified (5 records checked)."
     assert "| modified | `b@u` |" in drift_markdown(report)
+
+
+def unsafe_plan():
+    """Twelve managed records, all dropped from the file, and one interrupted create."""
+    records = [managed(desired(key=f"t{i}"), f"r{i}") for i in range(12)]
+    plan = make_plan(tasks(desired(key="new")), state_of(*records))
+    return plan._replace(notes=("new@alice01: a create was interrupted",))
+
+
+def test_every_format_carries_the_refusal_and_the_notes():
+    plan = unsafe_plan()
+    assert plan.unsafe_reason()
+    text = plan_text(plan)
+    markdown = plan_markdown(plan, tasks())
+    document = plan_document(plan, tasks(), "s.json", None, 0)
+    for shown_text in (text, markdown):
+        assert "apply will refuse this plan without --force" in shown_text
+        assert "new@alice01: a create was interrupted" in shown_text
+    assert document["unsafe"] == plan.unsafe_reason()
+    assert document["notes"] == ["new@alice01: a create was interrupted"]
+
+
+def test_unprintable_characters_are_escaped_in_human_output():
+    sneaky = desired(key="x", content=content(title="领取\x1b[2K\r电脑\u202e"))
+    plan = make_plan(tasks(sneaky), State(lineage="l"))
+    for rendered in (plan_text(plan), plan_markdown(plan, tasks(sneaky))):
+        assert "\x1b" not in rendered and "\r" not in rendered and "\u202e" not in rendered
+        assert "领取\\x1b[2K\\r电脑\\u202e" in rendered
