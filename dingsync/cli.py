@@ -116,7 +116,10 @@ def _main(args: list[str]) -> int:
             from dingsync.commands.validate import problems_document
 
             doc = problems_document("", exc)
-            _error_document(f"{len(exc.problems)} problems in the task file", doc["problems"])
+            from dingsync.wording import counted
+
+            summary = f"{counted(len(exc.problems), 'problem')} in the task file"
+            _error_document(summary, doc["problems"])
         return ExitCode.ERROR
     except DingsyncError as exc:
         err(style("Error: ", fg="red") + redact(str(exc)))

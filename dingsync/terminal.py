@@ -69,9 +69,15 @@ def append_step_summary(markdown: Callable[[], str]) -> None:
     Takes a function, so that the markdown of a large plan is only built when wanted.
     """
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
+    if not summary:
+        return
+    try:
         with open(summary, "a", encoding="utf-8") as fh:
             fh.write(markdown() + "\n")
+    except OSError as exc:
+        # The work is done and recorded; a summary page that cannot be written must not
+        # turn it into a failure.
+        err(f"Warning: cannot write the job summary to GITHUB_STEP_SUMMARY ({exc.strerror})")
 
 
 class TerminalReporter(Reporter):

@@ -1,0 +1,38 @@
+"""What a pipeline reads when something around dingsync goes wrong: plain messages, exit 1
+for errors, and never an internal error after the work was done."""
+
+from __future__ import annotations
+
+import json
+
+from tests.e2e.conftest import ONBOARDING
+from tests.e2e.conftest import dingsync
+from tests.e2e.conftest import write_tasks
+
+
+def test_an_unwritable_job_summary_is_a_warning_after_a_successful_apply(workdir, monkeypatch):
+    write_tasks(workdir / "tasks.yaml", ONBOARDING)
+    (workdir / "summary").mkdir()
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(workdir / "summary"))
+    run = dingsync("apply", "-y")
+    assert run.code == 0, run.err
+    assert "Warning: cannot write the job summary" in run.err
+    assert "Internal error" not in run.err
+
+
+def test_one_problem_is_one_problem(workdir):
+    too_long = ONBOARDING.replace("title: 签署保密协议", "title: " + "长" * 51)
+    write_tasks(workdir / "tasks.yaml", too_long)
+    run = dingsync("plan", "--json")
+    assert run.code == 1
+    assert json.loads(run.out)["error"] == "1 problem in the task file"
+
+
+def test_usage_errors_exit_1_with_the_error_document(workdir):
+    write_tasks(workdir / "tasks.yaml", ONBOARDING)
+    for args in (("plan", "--format", "xml"), ("plan", "--bogus"), ("apply", "--parallelism", "0")):
+        run = dingsync(*args, "--json")
+        assert run.code == 1, args
+        assert json.loads(run.out)["kind"] == "error", args
+    (workdir / "folder.yaml").mkdir()
+    assert dingsync("plan", "-f", "folder.yaml").code == 1
