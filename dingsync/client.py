@@ -16,7 +16,6 @@ import ipaddress
 import json
 import random
 import re
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -28,17 +27,12 @@ from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
 from typing import Any
-from typing import TypeVar
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError
-from urllib3.exceptions import MaxRetryError
 
-from dingsync import __version__
 from dingsync.errors import ApiError
 from dingsync.errors import AuthError
 from dingsync.errors import CredentialsError
@@ -59,6 +53,16 @@ from dingsync.model import Content
 from dingsync.model import RemoteRecord
 from dingsync.model import Status
 from dingsync.ratelimit import RateLimiter
+from dingsync.transport import RESENDABLE
+from dingsync.transport import Retryable as _Retryable
+from dingsync.transport import annotate as _annotate
+from dingsync.transport import elapsed_ms as _ms
+from dingsync.transport import full_jitter
+from dingsync.transport import is_ip_block as _is_ip_block
+from dingsync.transport import new_session
+from dingsync.transport import nothing_sent as _nothing_sent
+from dingsync.transport import redact as _redact
+from dingsync.transport import scrub
 
 DEFAULT_ENDPOINT = "https://oapi.dingtalk.com"
 
@@ -108,13 +112,8 @@ RATE_LIMIT_MIN_WAIT = 1.0  # the limit window is one second: "sleep 1 s and go o
 RATE_LIMIT_MAX_WAIT = 60.0  # the longest documented window (per minute, 90005/90006)
 IP_BLOCK_SECONDS = 300.0  # an IP block lasts five minutes (§7.3)
 
-_SECRET_QUERY = re.compile(r"((?:access_token|appsecret|appkey)=)[^&\s'\"#)\]]*", re.IGNORECASE)
-_MIN_SCRUB_LENGTH = 6  # shorter literals would mangle ordinary text when scrubbed
-
 _STATUS_CODES: dict[Status, int] = {"open": 0, "done": 1}
 _LOOPBACK_NAMES = frozenset({"localhost"})
-
-_E = TypeVar("_E", bound=BaseException)
 
 
 def check_endpoint(url: str) -> str:
@@ -157,11 +156,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _redact(text: str) -> str:
-    """Replace the values of ``access_token=``, ``appsecret=`` and ``appkey=`` with ``***``."""
-    return _SECRET_QUERY.sub(r"\1***", text)
-
-
 def rate_limit_wait(message: str, now: datetime) -> float:
     """Seconds to wait after a rate-limit answer whose text is ``message``.
 
@@ -177,12 +171,6 @@ def rate_limit_wait(message: str, now: datetime) -> float:
     return min(max(wait, RATE_LIMIT_MIN_WAIT), RATE_LIMIT_MAX_WAIT)
 
 
-def _annotate(exc: _E, note: str) -> _E:
-    """Append ``note`` to an exception's one-line message, keeping its attributes."""
-    exc.args = (f"{exc.args[0]} {note}" if exc.args else note,)
-    return exc
-
-
 def _truthy(value: object) -> bool:
     """DingTalk booleans may arrive as JSON booleans or as strings (§2)."""
     if isinstance(value, str):
@@ -194,29 +182,6 @@ def _truthy(value: object) -> bool:
 class _Token:
     value: str = field(repr=False)
     refresh_at: float  # monotonic time after which a new token is fetched
-
-
-class _Retryable(Exception):
-    """One attempt failed in a way a later attempt may not.
-
-    ``error`` is what the caller gets if no retry is left (or allowed); ``maybe_committed``
-    says whether the server may have acted on the request; ``min_wait`` is a floor for the
-    pause; ``limit`` caps the retries for this kind of failure.
-    """
-
-    def __init__(
-        self,
-        error: DingsyncError,
-        *,
-        maybe_committed: bool,
-        min_wait: float = 0.0,
-        limit: int | None = None,
-    ) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.maybe_committed = maybe_committed
-        self.min_wait = min_wait
-        self.limit = limit
 
 
 class DingTalkClient:
@@ -255,7 +220,7 @@ class DingTalkClient:
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()
         self._limiter = RateLimiter(max_qps, sleep=sleep)
-        self._session = self._new_session(pool_size)
+        self._session = new_session(pool_size)
         self._token_lock = threading.Lock()
         self._token: _Token | None = None
         self._counts_lock = threading.Lock()
@@ -437,8 +402,7 @@ class DingTalkClient:
 
     def _backoff(self, retry: int) -> float:
         """Exponential backoff with full jitter."""
-        ceiling = min(self._backoff_cap, self._backoff_base * 2**retry)
-        return self._rng.uniform(0.0, ceiling)
+        return full_jitter(self._rng, self._backoff_base, self._backoff_cap, retry)
 
     def _attempt(
         self, api: str, method: str, url: str, body: Mapping[str, Any] | None
@@ -586,15 +550,7 @@ class DingTalkClient:
             f"{api}: {what}; the server may have acted on it [{shown}]: {detail}",
             maybe_committed=True,
         )
-        retryable = isinstance(
-            exc,
-            (
-                requests.exceptions.ConnectionError,
-                requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError,
-            ),
-        )
+        retryable = isinstance(exc, RESENDABLE)
         return _Retryable(error, maybe_committed=True) if retryable else error
 
     # -- helpers ---------------------------------------------------------------------------
@@ -628,26 +584,11 @@ class DingTalkClient:
 
     def _scrub(self, text: str) -> str:
         """Redact secret query values, then any literal secret or token still present."""
-        text = _redact(text)
-        for secret in list(self._secrets):
-            if len(secret) >= _MIN_SCRUB_LENGTH:
-                text = text.replace(secret, "***")
-        return text
+        return scrub(text, list(self._secrets))
 
     def _log(self, line: str) -> None:
         if self._log_line is not None:
             self._log_line(self._scrub(line))
-
-    def _new_session(self, pool_size: int) -> requests.Session:
-        session = requests.Session()
-        # Retries are ours: urllib3 must never re-send a create on its own.
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        session.headers["User-Agent"] = f"dingsync/{__version__}"
-        session.headers["Accept"] = "application/json"
-        session.verify = True
-        return session
 
 
 def _add_body(userid: str, content: Content, biz_id: str, create_time_ms: int) -> dict[str, Any]:
@@ -705,51 +646,3 @@ def _describe(payload: object) -> str:
     sub = payload.get("sub_code")
     code = f"errcode={payload.get('errcode')}"
     return f"{code}/{sub}" if sub else code
-
-
-def _is_ip_block(response: requests.Response, payload: object) -> bool:
-    """The IP block is an HTML page or ``{"status":1111,…,"punish":"deny"}`` (§7.1)."""
-    if isinstance(payload, dict):
-        return str(payload.get("punish", "")).lower() == "deny"
-    if response.status_code >= 500:
-        return False
-    content_type = response.headers.get("Content-Type", "").lower()
-    return "html" in content_type or response.content.lstrip()[:1] == b"<"
-
-
-def _caused_by_handshake(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return True
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException):
-            current = reason
-        elif current.args and isinstance(current.args[0], BaseException):
-            current = current.args[0]
-        else:
-            current = current.__cause__ or current.__context__
-    return False
-
-
-def _nothing_sent(exc: requests.RequestException) -> bool:
-    """True when the failure happened before any byte of the request left (connect phase)."""
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError)):
-        return True
-    if isinstance(exc, requests.exceptions.SSLError):
-        # Only a failed handshake (certificate, protocol) proves nothing was sent; a TLS
-        # error while reading the answer may follow a request that was applied.
-        return _caused_by_handshake(exc)
-    if isinstance(exc, requests.exceptions.ConnectionError) and exc.args:
-        reason = exc.args[0]
-        if isinstance(reason, MaxRetryError):
-            reason = reason.reason
-        # NewConnectionError (refused, DNS failure) is a subclass of ConnectTimeoutError.
-        return isinstance(reason, ConnectTimeoutError)
-    return False
-
-
-def _ms(started: float) -> int:
-    return round((time.monotonic() - started) * 1000)

@@ -1,0 +1,148 @@
+"""HTTP pieces both DingTalk clients share: redaction, retry signals, backoff, the session.
+
+``dingsync.client`` (legacy ``topapi/workrecord``) and ``dingsync.todo_client`` (the v1.0
+to-do API) speak different envelopes but fail over the same transport in the same ways, so
+the classification of a failed request (was anything sent?), the redaction of secrets from
+text and the pooled session live here, once.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import ssl
+import time
+from collections.abc import Iterable
+from typing import TypeVar
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError
+from urllib3.exceptions import MaxRetryError
+
+from dingsync import __version__
+from dingsync.errors import DingsyncError
+
+_SECRET_QUERY = re.compile(r"((?:access_token|appsecret|appkey)=)[^&\s'\"#)\]]*", re.IGNORECASE)
+MIN_SCRUB_LENGTH = 6  # shorter literals would mangle ordinary text when scrubbed
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def redact(text: str) -> str:
+    """Replace the values of ``access_token=``, ``appsecret=`` and ``appkey=`` with ``***``."""
+    return _SECRET_QUERY.sub(r"\1***", text)
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """Redact secret query values, then any literal secret or token still present."""
+    text = redact(text)
+    for secret in secrets:
+        if len(secret) >= MIN_SCRUB_LENGTH:
+            text = text.replace(secret, "***")
+    return text
+
+
+def annotate(exc: _E, note: str) -> _E:
+    """Append ``note`` to an exception's one-line message, keeping its attributes."""
+    exc.args = (f"{exc.args[0]} {note}" if exc.args else note,)
+    return exc
+
+
+def full_jitter(rng: random.Random, base: float, cap: float, retry: int) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**retry)]."""
+    ceiling = min(cap, base * 2**retry)
+    return rng.uniform(0.0, ceiling)
+
+
+class Retryable(Exception):
+    """One attempt failed in a way a later attempt may not.
+
+    ``error`` is what the caller gets if no retry is left (or allowed); ``maybe_committed``
+    says whether the server may have acted on the request; ``min_wait`` is a floor for the
+    pause; ``limit`` caps the retries for this kind of failure.
+    """
+
+    def __init__(
+        self,
+        error: DingsyncError,
+        *,
+        maybe_committed: bool,
+        min_wait: float = 0.0,
+        limit: int | None = None,
+    ) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.maybe_committed = maybe_committed
+        self.min_wait = min_wait
+        self.limit = limit
+
+
+def is_ip_block(response: requests.Response, payload: object) -> bool:
+    """The IP block is an HTML page or ``{"status":1111,…,"punish":"deny"}``."""
+    if isinstance(payload, dict):
+        return str(payload.get("punish", "")).lower() == "deny"
+    if response.status_code >= 500:
+        return False
+    content_type = response.headers.get("Content-Type", "").lower()
+    return "html" in content_type or response.content.lstrip()[:1] == b"<"
+
+
+def _caused_by_handshake(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            current = reason
+        elif current.args and isinstance(current.args[0], BaseException):
+            current = current.args[0]
+        else:
+            current = current.__cause__ or current.__context__
+    return False
+
+
+def nothing_sent(exc: requests.RequestException) -> bool:
+    """True when the failure happened before any byte of the request left (connect phase)."""
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError)):
+        return True
+    if isinstance(exc, requests.exceptions.SSLError):
+        # Only a failed handshake (certificate, protocol) proves nothing was sent; a TLS
+        # error while reading the answer may follow a request that was applied.
+        return _caused_by_handshake(exc)
+    if isinstance(exc, requests.exceptions.ConnectionError) and exc.args:
+        reason = exc.args[0]
+        if isinstance(reason, MaxRetryError):
+            reason = reason.reason
+        # NewConnectionError (refused, DNS failure) is a subclass of ConnectTimeoutError.
+        return isinstance(reason, ConnectTimeoutError)
+    return False
+
+
+# The failures after which a request that may have been applied is worth sending again
+# (when it is safe to resend at all).
+RESENDABLE = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+def elapsed_ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def new_session(pool_size: int) -> requests.Session:
+    session = requests.Session()
+    # Retries are ours: urllib3 must never re-send a create on its own.
+    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = f"dingsync/{__version__}"
+    session.headers["Accept"] = "application/json"
+    session.verify = True
+    return session
