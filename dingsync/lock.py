@@ -8,6 +8,7 @@ that process is gone.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -90,9 +91,15 @@ class StateLock:
             raise LockError(f"cannot create lock file {self.path}: {exc.strerror}") from exc
         try:
             # One write, so that a reader sees the whole holder or (briefly) an empty file.
-            os.write(fd, content)
-        finally:
+            written = os.write(fd, content)
+            if written != len(content):
+                raise OSError(errno.ENOSPC, "the lock file was written only in part")
+        except OSError as exc:
+            # A full disk: an empty lock left behind would block every later run.
             os.close(fd)
+            self.path.unlink(missing_ok=True)
+            raise LockError(f"cannot write lock file {self.path}: {exc.strerror}") from exc
+        os.close(fd)
         self._content = content
         return True
 

@@ -275,3 +275,16 @@ def test_processes_take_turns(state_path: Path, tmp_path: Path) -> None:
     assert [child.wait(timeout=60) for child in children] == [0, 0, 0, 0]
     assert counter.read_text() == "20"
     assert StateLock.read(state_path) is None
+
+
+def test_a_lock_that_cannot_be_written_is_not_left_behind(tmp_path, monkeypatch):
+    # A full disk once left an empty lock file that blocked every later run.
+    import dingsync.lock as lock_module
+
+    def full_disk(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(lock_module.os, "write", full_disk)
+    with pytest.raises(LockError, match="No space left on device"):
+        StateLock(tmp_path / "s.json", command="apply").acquire()
+    assert not (tmp_path / "s.json.lock").exists()
