@@ -13,6 +13,8 @@ from typing import Any
 from typing import NamedTuple
 from typing import Protocol
 
+import click
+
 from dingsync.applier import Applier
 from dingsync.applier import ApplyResult
 from dingsync.backend import Backend
@@ -50,6 +52,37 @@ def read_plan_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("kind") != "plan":
         raise PlanError(f"{path}: not a dingsync plan file")
     return data
+
+
+def files_of_saved_plan(
+    saved: dict[str, Any], planfile: str, task_file: str, state_path: str | None
+) -> tuple[str, str | None]:
+    """The task file and state a saved plan was made for, unless -f/--state say others.
+
+    A plan made for ``team.yaml`` is applied to ``team.yaml``, whatever ``-f`` defaults to;
+    an explicit ``-f`` or ``--state`` naming another file is refused by name.
+    """
+    context = click.get_current_context(silent=True)
+
+    def given(name: str) -> bool:
+        source = context.get_parameter_source(name) if context else None
+        return source not in (None, click.core.ParameterSource.DEFAULT)
+
+    planned_file = saved.get("task_file", {}).get("path")
+    planned_state = saved.get("state", {}).get("path")
+    if isinstance(planned_file, str):
+        if given("task_file") and Path(task_file) != Path(planned_file):
+            raise PlanError(f"{planfile} is a plan for {planned_file}, not {task_file}")
+        task_file = planned_file
+    if isinstance(planned_state, str):
+        if (
+            state_path is not None
+            and given("state_path")
+            and Path(state_path) != Path(planned_state)
+        ):
+            raise PlanError(f"{planfile} is a plan for the state {planned_state}, not {state_path}")
+        state_path = planned_state
+    return task_file, state_path
 
 
 def check_saved_plan(

@@ -80,6 +80,7 @@ def apply(
     from dingsync.session import open_session
     from dingsync.workflow import ApplySettings
     from dingsync.workflow import check_saved_plan
+    from dingsync.workflow import files_of_saved_plan
     from dingsync.workflow import read_plan_file
     from dingsync.workflow import run_apply
 
@@ -89,6 +90,8 @@ def apply(
             "apply needs -y/--auto-approve when it cannot ask (no terminal); nothing was done"
         )
     saved = read_plan_file(planfile) if planfile else None
+    if saved is not None:
+        task_file, state_path = files_of_saved_plan(saved, planfile or "", task_file, state_path)
     tf = load_tasks(task_file)
     path = state_path_for(task_file, state_path, sandbox)
     reporter = TerminalReporter(quiet=as_json)

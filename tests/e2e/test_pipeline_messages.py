@@ -36,3 +36,15 @@ def test_usage_errors_exit_1_with_the_error_document(workdir):
         assert json.loads(run.out)["kind"] == "error", args
     (workdir / "folder.yaml").mkdir()
     assert dingsync("plan", "-f", "folder.yaml").code == 1
+
+
+def test_a_saved_plan_is_applied_to_the_files_it_was_made_for(workdir, emulator):
+    write_tasks(workdir / "other.yaml", ONBOARDING)
+    assert dingsync("plan", "-f", "other.yaml", "--out", "tfplan.json").code == 0
+    wrong = dingsync("apply", "tfplan.json", "-y", "-f", "tasks.yaml")
+    assert wrong.code == 1 and "tfplan.json is a plan for other.yaml, not tasks.yaml" in wrong.err
+    run = dingsync("apply", "tfplan.json", "-y")
+    assert run.code == 0, run.err
+    assert (workdir / "state" / "other.state.json").exists()
+    assert not (workdir / "state" / "tasks.state.json").exists()
+    assert len(emulator.records()) == 3
