@@ -33,6 +33,7 @@ import importlib
 import json
 import os
 import re
+import unicodedata
 from array import array
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -866,8 +867,11 @@ def _on_pattern(error: ValidationError, path: Path) -> list[Translated]:
             f"namespace {show(value)} is not valid: use 1 to 32 lowercase letters, digits, "
             "'.', '_' or '-', starting with a letter or digit"
         )
-    elif label in ("userid", "originator_userid"):
-        message = f"{label} {show(value)} must not contain whitespace"
+    elif label in ("userid", "originator_userid") and isinstance(value, str):
+        odd = _invisible(value)
+        spaced = odd is None or any(ch.isspace() for ch in value)
+        what = "whitespace" if spaced else f"a control or invisible character ({odd})"
+        message = f"{label} {show(value)} must not contain {what}"
     elif label in ("url", "pc_url"):
         message = f"{label} must be an http:// or https:// link with a host, not {show(value)}"
     elif label == "create_time":
@@ -928,6 +932,26 @@ def _on_one_of(error: ValidationError, path: Path) -> list[Translated]:
     return _generic(error, path)
 
 
+def _invisible(text: str) -> str | None:
+    """The first control or invisible character of ``text``, as ``U+200B``; None if none."""
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Cf"):
+            return f"U+{ord(ch):04X}"
+    return None
+
+
+def _on_not(error: ValidationError, path: Path) -> list[Translated]:
+    value, label = _value(error), _label_of(error, path)
+    odd = _invisible(value) if isinstance(value, str) else None
+    if label == "title" and odd is not None:
+        message = (
+            f"title {show(value)} holds a control or invisible character ({odd}), which would "
+            "show garbled or hide text in DingTalk and in plans"
+        )
+        return [(_key_path(error, path), message, _is_key(error))]
+    return _generic(error, path)
+
+
 _HANDLERS: dict[str, Callable[[ValidationError, Path], list[Translated]]] = {
     "type": _on_type,
     "required": _on_required,
@@ -943,6 +967,7 @@ _HANDLERS: dict[str, Callable[[ValidationError, Path], list[Translated]]] = {
     "maxProperties": _on_items_count,
     "uniqueItems": _on_unique,
     "oneOf": _on_one_of,
+    "not": _on_not,
 }
 
 

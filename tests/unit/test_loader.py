@@ -31,6 +31,22 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tasks.yaml"
 
 # What `dingsync validate` prints for each file of tests/fixtures/invalid, after "FILE:".
 EXPECTED: dict[str, list[str]] = {
+    # A title or userid can hide text or rewrite a plan line with these (U+202E turns the
+    # text right to left; ESC and CR move the cursor).
+    "invisible_characters.yaml": [
+        (
+            "4:13: tasks[0].userid: userid 'alice01\\u200b' must not contain a control or "
+            "invisible character (U+200B)"
+        ),
+        (
+            "5:12: tasks[0].title: title '领取笔记本电脑\\u202e' holds a control or invisible "
+            "character (U+202E), which would show garbled or hide text in DingTalk and in plans"
+        ),
+        (
+            "10:12: tasks[1].title: title '领取工牌\\x1b[2K\\r' holds a control or invisible "
+            "character (U+001B), which would show garbled or hide text in DingTalk and in plans"
+        ),
+    ],
     "alias_bomb.yaml": [
         ("7:10: <root>: alias '*d' repeats 11,111 nodes; an alias may repeat at most 10,000"),
     ],
