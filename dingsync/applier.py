@@ -231,6 +231,14 @@ class Applier:
                 raise
             self.ledger.abandon_create(pending.address)
             return self._create(desired, attempt + 1)
+        except DingsyncError as exc:
+            if getattr(exc, "fatal", False) or pending.address not in self.ledger.state.pending:
+                raise
+            raise DingsyncError(
+                f"the create may have reached DingTalk (its answer was lost), and looking it "
+                f"up failed: {exc}; it stays pending, and the next apply finds or resends it "
+                f"with the same biz_id"
+            ) from exc
 
     def _complete(self, record: StateRecord) -> str:
         # Noted first: if the answer is lost, the next refresh sees the to-do done and must

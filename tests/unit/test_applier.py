@@ -132,3 +132,21 @@ def test_a_refused_completion_leaves_the_record_plainly_open(tmp_path):
     Applier(ledger, backend, Reporter()).apply(removed._replace(creates=()))
     record = ledger.state.records["t0@alice01"]
     assert record.status == "open" and record.completed_by is None
+
+
+class LostAnswerBlindLookupBackend(FakeBackend):
+    """The create lands but its answer is lost, and the lists cannot be read just then."""
+
+    def create(self, userid, content, biz_id, create_time_ms):
+        super().create(userid, content, biz_id, create_time_ms)
+        raise TransportError("read timed out", maybe_committed=True)
+
+    def list_records(self, userid, status):
+        raise TransportError("connection reset")
+
+
+def test_a_lost_create_whose_lookup_failed_says_it_may_have_landed(tmp_path):
+    ledger, result = run(tmp_path, LostAnswerBlindLookupBackend(), count=1)
+    message = result.failed["t0@alice01"]
+    assert "may have reached DingTalk" in message and "stays pending" in message
+    assert "t0@alice01" in ledger.state.pending
