@@ -110,6 +110,15 @@ lookup_option = click.option(
 )
 
 
+def output_format(fmt: str | None, as_json: bool) -> str:
+    """The one format asked for: --json is --format json; the two may not disagree."""
+    if as_json and fmt not in (None, "json"):
+        from dingsync.errors import DingsyncError
+
+        raise DingsyncError(f"--json and --format {fmt} ask for different outputs; give one")
+    return fmt or ("json" if as_json else "text")
+
+
 def state_path_for(task_file: str, state_path: str | None, sandbox: bool = False) -> Path:
     from dingsync.state import default_state_path
 

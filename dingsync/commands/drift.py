@@ -12,6 +12,7 @@ from dingsync.options import api_options
 from dingsync.options import file_options
 from dingsync.options import format_option
 from dingsync.options import lookup_option
+from dingsync.options import output_format
 from dingsync.options import require_credentials
 from dingsync.options import state_path_for
 from dingsync.state import StateStore
@@ -59,6 +60,7 @@ def drift(
     from dingsync.session import open_session
     from dingsync.workflow import refresh_and_judge
 
+    fmt = output_format(fmt, as_json)
     require_credentials(sandbox)
     path = state_path_for(task_file, state_path, sandbox)
     reporter = TerminalReporter(quiet=as_json or fmt in ("json", "markdown"))
@@ -82,7 +84,6 @@ def drift(
         refreshed = refresh_and_judge(run.ledger, run.backend, reporter, lookup, force)
         counts = dict(run.backend.call_counts)
     report = refreshed.report
-    fmt = fmt or ("json" if as_json else "text")
     if fmt == "json":
         doc = {
             "format_version": 1,

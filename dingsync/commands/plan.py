@@ -17,6 +17,7 @@ from dingsync.options import file_options
 from dingsync.options import format_option
 from dingsync.options import load_tasks
 from dingsync.options import lookup_option
+from dingsync.options import output_format
 from dingsync.options import require_credentials
 from dingsync.options import sandbox_state_option
 from dingsync.options import state_path_for
@@ -72,6 +73,7 @@ def plan(
     from dingsync.render import to_json
     from dingsync.state import StateStore
 
+    fmt = output_format(fmt, as_json)
     if refresh:
         require_credentials(sandbox)
     tf = load_tasks(task_file)
@@ -81,7 +83,6 @@ def plan(
     existed = store.found
     if not existed:
         announce_new_state(path)
-    fmt = fmt or ("json" if as_json else "text")
     report = None
     if refresh:
         from dingsync.session import check_remote

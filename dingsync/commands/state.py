@@ -97,5 +97,15 @@ def state_rm(
             record = ledger.forget(address)
     if record is None:
         raise DingsyncError(f"{address} is not in the state")
-    out(f"Removed {address} (record {record.record_id}) from the state.")
+    if as_json:
+        out_json(
+            {
+                "format_version": 1,
+                "kind": "state-rm",
+                "address": address,
+                "record": record.to_dict(),
+            }
+        )
+    else:
+        out(f"Removed {address} (record {record.record_id}) from the state.")
     return ExitCode.OK

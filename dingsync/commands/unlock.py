@@ -13,6 +13,7 @@ from dingsync.options import sandbox_state_option
 from dingsync.options import state_path_for
 from dingsync.terminal import err
 from dingsync.terminal import out
+from dingsync.terminal import out_json
 
 
 @click.command("force-unlock")
@@ -56,5 +57,8 @@ def force_unlock(
         if not click.confirm("Remove the lock?", default=False, err=True):
             return ExitCode.ERROR
     StateLock.force_remove(path)
-    out(f"Removed the lock of {path}.")
+    if as_json:
+        out_json({"format_version": 1, "kind": "force-unlock", "path": str(path), "holder": info})
+    else:
+        out(f"Removed the lock of {path}.")
     return ExitCode.OK

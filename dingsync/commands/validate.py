@@ -18,7 +18,11 @@ from dingsync.wording import counted
 @click.command()
 @file_options
 def validate(task_file: str, state_path: str | None, as_json: bool, verbose: bool) -> int:
-    """Check the task file against the schema and DingTalk's rules; no network."""
+    """Check the task file against the schema and DingTalk's rules; no network.
+
+    With --state, the state file is read and checked as well (its format, its journal).
+    """
+    state = check_state(state_path) if state_path else None
     try:
         tf = load_tasks(task_file)
     except ConfigError as exc:
@@ -35,12 +39,32 @@ def validate(task_file: str, state_path: str | None, as_json: bool, verbose: boo
             "records": len(tf.records),
             "problems": [],
         }
+        if state is not None:
+            doc["state"] = state
         out_json(doc)
     else:
         tasks = len({r.key for r in tf.records})
         records = len(tf.records)
         out(f"{task_file}: valid ({counted(tasks, 'task')}, {counted(records, 'record')})")
+        if state is not None:
+            out(
+                f"{state['path']}: readable ({counted(state['records'], 'record')}, serial "
+                f"{state['serial']})"
+            )
     return ExitCode.OK
+
+
+def check_state(path: str) -> dict[str, Any]:
+    """Read the state file as apply would; a damaged one raises StateError (exit 1)."""
+    from dingsync.state import StateStore
+
+    store = StateStore(path)
+    state = store.load()
+    if not store.found:
+        from dingsync.errors import StateError
+
+        raise StateError(f"no state at {path}")
+    return {"path": path, "records": len(state.records), "serial": state.serial}
 
 
 def problems_document(task_file: str, exc: ConfigError) -> dict[str, Any]:

@@ -48,3 +48,22 @@ def test_a_saved_plan_is_applied_to_the_files_it_was_made_for(workdir, emulator)
     assert (workdir / "state" / "other.state.json").exists()
     assert not (workdir / "state" / "tasks.state.json").exists()
     assert len(emulator.records()) == 3
+
+
+def test_every_accepted_option_means_something(workdir, emulator):
+    write_tasks(workdir / "tasks.yaml", ONBOARDING)
+    contradiction = dingsync("plan", "--format", "text", "--json")
+    assert contradiction.code == 1 and "--json and --format text" in contradiction.err
+    assert dingsync("apply", "-y").code == 0
+    checked = dingsync("validate", "--state", "state/tasks.state.json", "--json")
+    assert checked.code == 0 and checked.json()["state"]["records"] == 3
+    (workdir / "state" / "broken.json").write_text("{", encoding="utf-8")
+    assert dingsync("validate", "--state", "state/broken.json").code == 1
+    removed = dingsync("state", "rm", "nda@alice01", "--json")
+    assert removed.code == 0 and removed.json()["kind"] == "state-rm"
+    assert removed.json()["record"]["record_id"]
+    lock = workdir / "state" / "tasks.state.json.lock"
+    lock.write_text('{"pid": 999999999, "host": "elsewhere"}', encoding="utf-8")
+    unlocked = dingsync("force-unlock", "-y", "--json")
+    assert unlocked.code == 0 and unlocked.json()["holder"]["host"] == "elsewhere"
+    assert not lock.exists()
