@@ -106,6 +106,27 @@ class DuplicateError(ApiError):
     """854001 (or 400001): this biz_id, or this title and form today, already reached the user."""
 
 
+class TaskExistsError(DuplicateError):
+    """v1.0 create: DingTalk already holds a to-do with this sourceId ("task exist").
+
+    ``task_id`` is that to-do's id when DingTalk's message names it, else None (then look
+    it up by sourceId). Either way the create's key landed before: adopt, never re-key.
+    """
+
+    def __init__(
+        self,
+        api: str,
+        errcode: int,
+        errmsg: str,
+        sub_code: str | None = None,
+        request_id: str | None = None,
+        *,
+        task_id: str | None = None,
+    ) -> None:
+        super().__init__(api, errcode, errmsg, sub_code, request_id)
+        self.task_id = task_id
+
+
 class DailyLimitError(ApiError):
     """854002: the user already received 100 to-dos today (Asia/Shanghai day)."""
 
