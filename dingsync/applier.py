@@ -13,10 +13,9 @@ from concurrent.futures import Future
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import field
-from datetime import datetime
-from datetime import timezone
 
 from dingsync.backend import Backend
+from dingsync.chinatime import china_day_of
 from dingsync.errors import ApiError
 from dingsync.errors import DingsyncError
 from dingsync.errors import DuplicateError
@@ -31,7 +30,6 @@ from dingsync.planner import Change
 from dingsync.planner import Complete
 from dingsync.planner import Create
 from dingsync.planner import Plan
-from dingsync.planner import china_day
 from dingsync.recovery import STATUSES
 from dingsync.recovery import KeyTakenError
 from dingsync.recovery import adopt
@@ -322,12 +320,12 @@ class Applier:
         if found is not None:
             return adopt(self.ledger, pending, found)
         self.ledger.abandon_create(pending.address)
-        today = china_day(datetime.fromtimestamp(self._clock_ms() / 1000, timezone.utc))
+        today = china_day_of(self._clock_ms() / 1000)
         content = pending.content
         if any(
             r.title == content.title
             and r.form == content.form
-            and china_day(datetime.fromtimestamp(r.create_time_ms / 1000, timezone.utc)) == today
+            and china_day_of(r.create_time_ms / 1000) == today
             for r in listed
         ):
             raise DingsyncError(

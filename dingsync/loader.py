@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
 
+from dingsync.chinatime import CHINA
 from dingsync.errors import ConfigError
 from dingsync.errors import Problem
 from dingsync.model import Content
@@ -107,9 +108,6 @@ _DEFAULTABLE = frozenset(
     }
 )
 
-# China has kept UTC+8 without daylight saving since 1991, so a fixed offset is exactly
-# Asia/Shanghai for any date a to-do can have, and needs no time-zone database.
-SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # The top-level part a problem's path lies in: "tasks[3]", "defaults", "version".
 _PATH_HEAD = re.compile(r"[^.\[]*(?:\[[0-9]+\])?")
@@ -1596,7 +1594,7 @@ def create_time_ms(text: str) -> int:
             raise ValueError("time-zone offset out of range")
         zone = timezone(-offset if sign == "-" else offset)
     else:
-        zone = SHANGHAI
+        zone = CHINA
     micro = int((fraction or "0")[:6].ljust(6, "0"))
     moment = datetime(
         int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro, zone

@@ -7,12 +7,12 @@ complete the old one), and a removal is a completion. Nothing here does I/O.
 from __future__ import annotations
 
 from datetime import datetime
-from datetime import timedelta
-from datetime import timezone
 from typing import Any
 from typing import Literal
 from typing import NamedTuple
 
+from dingsync.chinatime import CHINA
+from dingsync.chinatime import china_day
 from dingsync.model import CONTENT_FIELDS
 from dingsync.model import Content
 from dingsync.model import DesiredRecord
@@ -252,13 +252,7 @@ def make_plan(task_file: TaskFile, state: State, today: str | None = None) -> Pl
 
 
 # DingTalk keeps one to-do of the same title and form per user and China-time day, done
-# or not (dingtalk-api.md §3).
-CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
-
-
-def china_day(moment: datetime) -> str:
-    """The China-time date of ``moment`` (an aware datetime), as ``YYYY-MM-DD``."""
-    return moment.astimezone(CHINA).strftime("%Y-%m-%d")
+# or not (docs/dingtalk-workrecord.md §3.7).
 
 
 def _refused_today(

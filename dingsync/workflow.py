@@ -6,8 +6,6 @@ The CLI parses options, opens a session and calls these; tests can call them too
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from datetime import timezone
 from pathlib import Path
 from typing import Any
 from typing import NamedTuple
@@ -18,6 +16,7 @@ import click
 from dingsync.applier import Applier
 from dingsync.applier import ApplyResult
 from dingsync.backend import Backend
+from dingsync.chinatime import today as china_today
 from dingsync.drift import DriftReport
 from dingsync.drift import field_drift
 from dingsync.drift import judge
@@ -31,7 +30,6 @@ from dingsync.model import StateRecord
 from dingsync.model import TaskFile
 from dingsync.planner import Change
 from dingsync.planner import Plan
-from dingsync.planner import china_day
 from dingsync.planner import make_plan
 from dingsync.recovery import STATUSES
 from dingsync.recovery import adopt_existing
@@ -209,7 +207,7 @@ def run_apply(
     adopted = adopt_existing(ledger, backend, task_file.records, reporter)
     if adopted:
         view.note(f"Adopted {counted(len(adopted), 'existing to-do')} instead of creating them.")
-    the_plan = make_plan(task_file, ledger.state, china_day(datetime.now(timezone.utc)))
+    the_plan = make_plan(task_file, ledger.state, china_today())
     planned = (ledger.state.lineage if session.existed else None, ledger.state.serial)
     left_out: list[str] = []
     if saved is not None:
@@ -245,7 +243,7 @@ def plan_with_refresh(
     look_up_pending(ledger, backend, reporter)
     refreshed = refresh_and_judge(ledger, backend, reporter, lookup)
     adopt_existing(ledger, backend, task_file.records, reporter)
-    the_plan = make_plan(task_file, ledger.state, china_day(datetime.now(timezone.utc)))
+    the_plan = make_plan(task_file, ledger.state, china_today())
     return the_plan, refreshed
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from datetime import timezone
 from pathlib import Path
 
 import click
@@ -63,7 +61,7 @@ def plan(
     lookup: str,
 ) -> int:
     """Show what apply would do; offline (no credentials, no network) unless --refresh."""
-    from dingsync.planner import china_day
+    from dingsync.chinatime import today as china_today
     from dingsync.planner import make_plan
     from dingsync.render import drift_markdown
     from dingsync.render import drift_text
@@ -98,7 +96,7 @@ def plan(
         if refreshed.refusal:
             the_plan = the_plan._replace(notes=(*the_plan.notes, refreshed.refusal))
     else:
-        the_plan = make_plan(tf, state, china_day(datetime.now(timezone.utc)))
+        the_plan = make_plan(tf, state, china_today())
     if out_path or fmt == "json":
         # A state that does not exist yet has no lineage: its first apply will create one.
         lineage = state.lineage if existed else None

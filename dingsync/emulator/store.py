@@ -15,31 +15,27 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from datetime import timedelta
-from datetime import timezone
 from typing import Any
 
+from dingsync.chinatime import CHINA
+from dingsync.chinatime import china_day_of
 from dingsync.emulator.todo_store import TodoStore
 from dingsync.emulator.wire import AddRequest
 from dingsync.emulator.wire import FormPairs
 from dingsync.emulator.wire import Rejection
 
-# DingTalk counts days in China time. A fixed UTC+8 offset equals Asia/Shanghai (no DST
-# since 1991) and needs no tz database on the host.
-SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+# DingTalk counts days in China time.
+day_of = china_day_of
+
 DATA_FORMAT = 1
 
 
-def day_of(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, SHANGHAI).strftime("%Y-%m-%d")
-
-
 def month_of(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, SHANGHAI).strftime("%Y-%m")
+    return datetime.fromtimestamp(epoch, CHINA).strftime("%Y-%m")
 
 
 def shanghai_time(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(epoch, CHINA).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def day_bounds(epoch: float) -> tuple[float, float]:

@@ -61,6 +61,7 @@ from hypothesis.stateful import precondition
 from hypothesis.stateful import rule
 
 from dingsync import applier as applier_module
+from dingsync.chinatime import china_day
 from dingsync.errors import DingsyncError
 from dingsync.errors import DuplicateError
 from dingsync.errors import TransportError
@@ -75,7 +76,6 @@ from dingsync.model import Status
 from dingsync.model import TaskFile
 from dingsync.model import biz_id_for
 from dingsync.model import make_address
-from dingsync.planner import china_day
 from dingsync.planner import make_plan
 from dingsync.reporter import Reporter
 from dingsync.session import Session

@@ -8,6 +8,7 @@ from datetime import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dingsync.chinatime import china_day
 from dingsync.model import Content
 from dingsync.model import DesiredRecord
 from dingsync.model import PendingCreate
@@ -17,7 +18,6 @@ from dingsync.model import TaskFile
 from dingsync.planner import Complete
 from dingsync.planner import Create
 from dingsync.planner import Replace
-from dingsync.planner import china_day
 from dingsync.planner import make_plan
 
 
