@@ -12,6 +12,7 @@ import pytest
 from dingsync.client import DingTalkClient
 from dingsync.emulator import Emulator
 from dingsync.emulator import EmulatorConfig
+from dingsync.todo_client import TodoClient
 
 # Long enough to be found by a scan; the client must never print either.
 APP_KEY = "dingsync-contract-appkey-7f3a9c"
@@ -144,6 +145,63 @@ def make_client(
     text of an error the test recorded, or in the client's repr.
     """
     factory = ClientFactory(emu, emulators, transcript)
+    yield factory
+    factory.close()
+    assert not factory.leaks(), "a secret or token leaked into a log line or error"
+
+
+class TodoClientFactory:
+    """Builds v1.0 to-do clients as ``ClientFactory`` builds legacy ones, with the same scan.
+
+    ``extra_secrets`` takes tokens that did not come from an emulator (a test's own small
+    server), so that they are scanned for as well.
+    """
+
+    def __init__(self, emu: Emulator, emulators: list[Emulator], transcript: Transcript) -> None:
+        self.emu = emu
+        self.emulators = emulators
+        self.transcript = transcript
+        self.clients: list[TodoClient] = []
+        self.extra_secrets: list[str] = []
+
+    def __call__(self, endpoint: str | None = None, **overrides: Any) -> TodoClient:
+        options: dict[str, Any] = {
+            "max_qps": 0,
+            "backoff_base": 0.01,
+            "backoff_cap": 0.05,
+            "timeout": (2.0, 10.0),
+            "log": self.transcript.log,
+            "rng": random.Random(7),
+        }
+        options.update(overrides)
+        key = options.pop("app_key", APP_KEY)
+        secret = options.pop("app_secret", APP_SECRET)
+        client = TodoClient(endpoint or self.emu.url, key, secret, **options)
+        self.clients.append(client)
+        return client
+
+    def leaks(self) -> list[str]:
+        """The app key, the secret and every issued token found in what the clients said."""
+        text = self.transcript.all_text()
+        secrets = [APP_KEY, APP_SECRET, *self.extra_secrets]
+        for emulator in self.emulators:
+            secrets.extend(emulator.issued_tokens())
+        return [secret for secret in secrets if secret in text]
+
+    def close(self) -> None:
+        for client in self.clients:
+            self.transcript.texts.append(repr(client))
+            client.close()
+        self.clients.clear()
+
+
+@pytest.fixture
+def make_todo_client(
+    emu: Emulator, emulators: list[Emulator], transcript: Transcript
+) -> Iterator[TodoClientFactory]:
+    """Build v1.0 to-do clients; afterwards check, as ``make_client`` does, that no secret
+    or token leaked into a log line, a recorded error text or a client's repr."""
+    factory = TodoClientFactory(emu, emulators, transcript)
     yield factory
     factory.close()
     assert not factory.leaks(), "a secret or token leaked into a log line or error"
