@@ -63,10 +63,13 @@ class Content(NamedTuple):
         )
 
     def fingerprint(self) -> str:
-        """A stable digest of the content: equal content, equal fingerprint, across versions."""
-        canonical = json.dumps(
-            self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":")
-        )
+        """A stable digest of the content: equal content, equal fingerprint, across versions.
+
+        Unset fields are left out, so that a field added to a later version changes no
+        fingerprint of content that does not use it.
+        """
+        given = {name: value for name, value in self.to_dict().items() if value is not None}
+        canonical = json.dumps(given, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

@@ -175,7 +175,9 @@ def _plan_pending(desired: DesiredRecord | None, pending: PendingCreate) -> Chan
     one did land after all, the user would get the to-do twice.
     """
     wanted_open = desired is not None and desired.status == "open"
-    if desired is not None and wanted_open and desired.content.fingerprint() == pending.fingerprint:
+    # Compared by value, not by fingerprint: a fingerprint written by another version of
+    # dingsync may be computed differently.
+    if desired is not None and wanted_open and desired.content == pending.content:
         return Create(desired, reason="resume", pending=pending)
     ghost = as_record(pending)
     if desired is None or not wanted_open:
