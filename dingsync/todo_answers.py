@@ -216,7 +216,8 @@ def v1_error(
         task_id = match.group(1) if match else None
         cls = TaskExistsError
     elif _OTHER_APP in message:
-        text = f"{message} (another app created this to-do; only it may change it, §7.5)"
+        # Only the creating app may edit its to-dos (§7.5).
+        text = f"{message} (another app created this to-do; only that app may change it)"
     elif code.endswith(".paramError"):
         cls = InvalidParameterError
     if cls is TaskExistsError:
@@ -283,17 +284,19 @@ def _permission_text(api: str, message: str, payload: Mapping[str, Any]) -> str:
 
 
 def _ip_list_text(message: str) -> str:
+    """The allow-list of server egress IPs and what to do about it (§12.5)."""
     return (
         "this machine's IP address is not in the app's allowed server IPs: add it in the "
         "developer console (开发者后台 → 应用 → 安全设置 → 服务器出口IP) or run from a fixed "
-        f"egress address (§12.5) (DingTalk: {message})"
+        f"egress address (DingTalk: {message})"
     )
 
 
 def _quota_text(message: str) -> str:
+    """The monthly quota stops the run (§12.2)."""
     return (
         "the organisation's monthly DingTalk API quota is used up; no metered call succeeds "
-        f"until next month or an edition upgrade (§12.2) (DingTalk: {message})"
+        f"until next month or an edition upgrade (DingTalk: {message})"
     )
 
 

@@ -8,7 +8,8 @@ backoff, the per-API rate limit and the mapping of DingTalk's answers onto the e
 
 Two envelopes meet here (§11.1): the v1.0 calls answer success with a bare JSON object and
 failure with an HTTP 4xx/5xx and ``{"code", "message", "requestid"}``; the one legacy call,
-``topapi/v2/user/get``, keeps HTTP 200 with ``errcode``. Each has its own parser.
+``topapi/v2/user/get``, keeps HTTP 200 with ``errcode``. Their parsers, the result types
+and the error mapping live in ``dingsync.todo_answers``.
 
 Secrets never leave this module: the app key, the app secret and the access token are
 redacted from every log line and exception text (the token header is logged as ``***``),
@@ -104,8 +105,8 @@ TOKEN_HEADER = "x-acs-dingtalk-access-token"  # the raw token, no "Bearer" (§2.
 def todo_endpoints(endpoint: str) -> tuple[str, str]:
     """The base URLs of the v1.0 and the topapi path families for ``endpoint``.
 
-    DingTalk serves them on two hosts; any other endpoint (an emulator, a gateway) is one
-    base URL serving both (SPEC "Credentials and endpoint").
+    DingTalk serves them on two hosts (§2.1, §3.2); any other endpoint (an emulator, a
+    gateway: DINGSYNC_ENDPOINT or --endpoint) is one base URL that serves both.
     """
     base = check_endpoint(endpoint)
     if base in (DEFAULT_V1_ENDPOINT, DEFAULT_TOPAPI_ENDPOINT):

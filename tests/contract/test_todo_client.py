@@ -703,7 +703,7 @@ def test_refused_page_token_restarts_the_listing_once(
     assert all(b is not None and b["roleTypes"] == [["creator"]] for b in bodies)
 
 
-# -- endpoint and secrets (SPEC "Credentials and endpoint") ---------------------------------
+# -- endpoint and secrets ------------------------------------------------------------------
 
 
 def test_default_endpoint_splits_the_two_path_families() -> None:
