@@ -161,7 +161,7 @@ class Applier:
         except DingsyncError as exc:
             message = str(exc)
             with self._result_lock:
-                if getattr(exc, "fatal", False):
+                if exc.fatal:
                     result.fatal = result.fatal or message
                     self._stop.set()
                 else:
@@ -230,7 +230,7 @@ class Applier:
             self.ledger.abandon_create(pending.address)
             return self._create(desired, attempt + 1)
         except DingsyncError as exc:
-            if getattr(exc, "fatal", False) or pending.address not in self.ledger.state.pending:
+            if exc.fatal or pending.address not in self.ledger.state.pending:
                 raise
             raise DingsyncError(
                 f"the create may have reached DingTalk (its answer was lost), and looking it "

@@ -20,9 +20,14 @@ class ExitCode(enum.IntEnum):
 
 
 class DingsyncError(Exception):
-    """Base of every error meant for the user: one clear line, exit code 1."""
+    """Base of every error meant for the user: one clear line, exit code 1.
+
+    ``fatal`` errors stop a whole apply (every further call would fail too: credentials,
+    the monthly quota, a missing permission); the others fail only their record.
+    """
 
     exit_code: int = ExitCode.ERROR
+    fatal: bool = False
 
 
 class Problem(NamedTuple):
@@ -70,11 +75,8 @@ class ApiError(DingsyncError):
     """DingTalk answered with an error code.
 
     ``reason`` is the code that decides what to do: the ``sub_code`` when DingTalk wrapped
-    the error in errcode 88, else the ``errcode``. ``fatal`` errors stop the whole run
-    (bad credentials, monthly quota); the others fail only the record they concern.
+    the error in errcode 88, else the ``errcode``.
     """
-
-    fatal: bool = False
 
     def __init__(
         self,
@@ -168,8 +170,6 @@ class TransportError(DingsyncError):
     applied although no answer arrived; for a create this must be resolved before
     anything is sent again.
     """
-
-    fatal = False
 
     def __init__(self, message: str, maybe_committed: bool = False) -> None:
         self.maybe_committed = maybe_committed
