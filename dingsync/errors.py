@@ -93,7 +93,11 @@ class ApiError(DingsyncError):
         self.request_id = request_id
         self.reason = sub_code if (errcode == 88 and sub_code) else str(errcode)
         shown = f"{errcode}/{sub_code}" if sub_code else str(errcode)
-        super().__init__(f"{api}: DingTalk error {shown}: {errmsg}")
+        hint = f" ({self.hint})" if self.hint else ""
+        super().__init__(f"{api}: DingTalk error {shown}: {errmsg}{hint}")
+
+    # What the user can do about it, in one clause; added to the message.
+    hint: str = ""
 
 
 class InvalidUserError(ApiError):
@@ -131,6 +135,11 @@ class TaskExistsError(DuplicateError):
 
 class DailyLimitError(ApiError):
     """854002: the user already received 100 to-dos today (Asia/Shanghai day)."""
+
+    hint = (
+        "DingTalk's 防骚扰限制: a person receives at most 100 to-dos a day, China time; "
+        "the next apply after midnight China time sends the rest"
+    )
 
 
 class RateLimitError(ApiError):

@@ -47,6 +47,7 @@ def test_daily_limit_fails_the_records_past_it(tmp_path, monkeypatch):
         run = dingsync("apply", "-y", "--parallelism", "1")
         assert run.code == 1
         assert "854002" in run.err
+        assert "at most 100 to-dos a day" in run.err and "next apply after midnight" in run.err
         assert len(emulator.records()) == 2
         assert "Plan: 1 to create" in dingsync("plan").out
 

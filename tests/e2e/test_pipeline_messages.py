@@ -67,3 +67,17 @@ def test_every_accepted_option_means_something(workdir, emulator):
     unlocked = dingsync("force-unlock", "-y", "--json")
     assert unlocked.code == 0 and unlocked.json()["holder"]["host"] == "elsewhere"
     assert not lock.exists()
+
+
+def test_the_apply_summary_leads_with_the_outcome_and_every_failure(workdir, emulator, monkeypatch):
+    write_tasks(workdir / "tasks.yaml", ONBOARDING)
+    emulator.set_users({"alice01", "manager7078"})  # bob02 is not a member: 33012
+    summary = workdir / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert dingsync("apply", "-y").code == 1
+    text = summary.read_text(encoding="utf-8")
+    assert text.startswith("## dingsync apply\n\n**Apply complete: 2 created, 0 replaced, ")
+    assert "1 failed" in text.splitlines()[2]
+    failed = text.index("### Failed")
+    assert "laptop@bob02" in text[failed:] and "33012" in text[failed:]
+    assert failed < text.index("#### dingsync plan")
