@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 from typing import BinaryIO
 from typing import TypeVar
@@ -82,6 +83,10 @@ JOURNAL_OPS = frozenset(
 )
 
 _NEW_FILE_MODE = 0o644
+
+# The journal is read whole: one larger than this is no journal a run wrote but, say, a link
+# to /dev/zero, which would exhaust the memory even of a plan.
+JOURNAL_LIMIT = 256 << 20
 
 _Entry = TypeVar("_Entry", StateRecord, PendingCreate)
 
@@ -434,7 +439,7 @@ class StateStore:
 
     def _fold_journal(self, state: State, on_disk: bool) -> None:
         try:
-            raw = self.journal_path.read_bytes()
+            raw = self._read_journal()
         except FileNotFoundError:
             return
         except OSError as exc:
@@ -469,6 +474,26 @@ class StateStore:
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise self._bad_journal(number, f"malformed event ({exc!r})") from exc
         self.folded_journal = bool(events)
+
+    def _read_journal(self) -> bytes:
+        """The whole journal; refused when it is no regular file or larger than runs write."""
+        # Looked at before opening: opening a FIFO would wait for a writer forever.
+        info = self.journal_path.stat()
+        too_large = f"is larger than {JOURNAL_LIMIT >> 20} MiB, more than any run writes"
+        if not S_ISREG(info.st_mode):
+            raise self._odd_journal("is not a regular file")
+        if info.st_size > JOURNAL_LIMIT:
+            raise self._odd_journal(too_large)
+        with self.journal_path.open("rb") as fh:
+            raw = fh.read(JOURNAL_LIMIT + 1)  # one byte more shows a file that grew meanwhile
+        if len(raw) > JOURNAL_LIMIT:
+            raise self._odd_journal(too_large)
+        return raw
+
+    def _odd_journal(self, what: str) -> StateError:
+        return StateError(
+            f"journal {self.journal_path} {what}; move it away if dingsync did not write it"
+        )
 
     def _parse_journal(
         self, raw: bytes

@@ -776,6 +776,35 @@ def test_journal_of_a_newer_format_is_refused(store: StateStore) -> None:
         StateStore(store.path).load()
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_journal_that_is_no_regular_file_is_refused_unread(store: StateStore) -> None:
+    saved(store)
+    store.journal_path.symlink_to("/dev/zero")  # read whole, it would exhaust the memory
+    with pytest.raises(StateError, match=r"\.journal is not a regular file"):
+        StateStore(store.path).load()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_journal_that_is_a_fifo_is_refused_without_waiting(store: StateStore) -> None:
+    saved(store)
+    os.mkfifo(store.journal_path)  # opening it for reading would wait for a writer
+    with pytest.raises(StateError, match="not a regular file"):
+        StateStore(store.path).load()
+
+
+def test_a_journal_larger_than_any_run_writes_is_refused(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = saved(store)
+    store.journal_generation(state, "a@u", 5)
+    size = store.journal_path.stat().st_size
+    monkeypatch.setattr(state_module, "JOURNAL_LIMIT", size)
+    assert StateStore(store.path).load().generations["a@u"] == 5  # at the bound: read
+    monkeypatch.setattr(state_module, "JOURNAL_LIMIT", size - 1)
+    with pytest.raises(StateError, match=r"\.journal is larger than .* move it away"):
+        StateStore(store.path).load()
+
+
 # Writes forever: a journal event per step and a full save every 7 steps, printing each
 # step once it is durable. The child keeps writing while the parent reads, so the kill
 # lands at a different moment of the write cycle on each run.
