@@ -61,6 +61,7 @@ from dingsync.model import DesiredRecord
 from dingsync.model import FormPairs
 from dingsync.model import Status
 from dingsync.model import TaskFile
+from dingsync.model import text_length
 from dingsync.yamlnodes import MAX_ALIAS_EXPANSION
 from dingsync.yamlnodes import Converted
 from dingsync.yamlnodes import Item
@@ -604,13 +605,24 @@ def _pattern_keyword(
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
+def _max_length_keyword(
+    validator: Validator, limit: int, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    """maxLength in UTF-16 units, as DingTalk counts (see ``text_length``)."""
+    from jsonschema.exceptions import ValidationError
+
+    if isinstance(instance, str) and text_length(instance) > limit:
+        yield ValidationError(f"{instance!r} is too long")
+
+
 @functools.cache
 def _validator() -> Validator:
     import jsonschema
 
     # jsonschema's ``extend`` has no type annotations.
     tasks_validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
-        jsonschema.Draft202012Validator, {"pattern": _pattern_keyword}
+        jsonschema.Draft202012Validator,
+        {"pattern": _pattern_keyword, "maxLength": _max_length_keyword},
     )
     validator: Validator = tasks_validator(_schema())
     return validator
@@ -846,7 +858,10 @@ def _on_max_length(error: ValidationError, path: Path) -> list[Translated]:
         limit_text = f"DingTalk allows at most {limit}"
     else:
         limit_text = f"at most {limit} allowed"
-    message = f"{label} is {len(_value(error))} characters; {limit_text}"
+    value = _value(error)
+    units = text_length(value)
+    rare = " (an emoji or another rare character counts 2)" if units != len(value) else ""
+    message = f"{label} is {units} characters{rare}; {limit_text}"
     return [(_key_path(error, path), message, _is_key(error))]
 
 
@@ -1143,7 +1158,7 @@ def _text_check(schema: dict[str, Any]) -> Check | None:
     search = _regex(schema["pattern"]).search if "pattern" in schema else None
 
     def check(x: Any) -> bool:
-        if type(x) is not str or not low <= len(x) <= high:
+        if type(x) is not str or not low <= len(x) or text_length(x) > high:
             return False
         return search is None or search(x) is not None
 
@@ -1251,7 +1266,7 @@ def _make_min_length(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Ch
 
 
 def _make_max_length(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    return lambda x: type(x) is not str or len(x) <= arg
+    return lambda x: type(x) is not str or text_length(x) <= arg
 
 
 def _make_min_items(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:

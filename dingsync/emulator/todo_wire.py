@@ -27,6 +27,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from dingsync.model import text_length
+
 MAX_SUBJECT_CHARS = 1024
 MAX_DESCRIPTION_CHARS = 4096
 MAX_URL_BYTES = 1024
@@ -209,7 +211,7 @@ def _subject(op: str, value: Any, *, required: bool) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise param_error(op, "subject is invalid")
-    if len(value) > MAX_SUBJECT_CHARS:
+    if text_length(value) > MAX_SUBJECT_CHARS:
         raise param_error(op, "subject is oversize")
     return value
 
@@ -219,7 +221,7 @@ def _description(op: str, value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise param_error(op, "description is invalid")
-    if len(value) > MAX_DESCRIPTION_CHARS:
+    if text_length(value) > MAX_DESCRIPTION_CHARS:
         raise param_error(op, "description is oversize")
     return value
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from dingsync.model import text_length
+
 FormPairs = tuple[tuple[str, str], ...]
 
 MAX_TITLE_CHARS = 50
@@ -152,7 +154,7 @@ def read_add(body: dict[str, Any]) -> AddRequest:
     title = _text(body["title"], "title")
     if title == "":
         raise Rejection(400002, "参数错误: title 不能为空")
-    if len(title) > MAX_TITLE_CHARS:
+    if text_length(title) > MAX_TITLE_CHARS:
         raise _invalid("title", f"长度不能超过{MAX_TITLE_CHARS}个字符")
     return AddRequest(
         userid=_text(body["userid"], "userid"),

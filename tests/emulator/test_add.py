@@ -108,6 +108,12 @@ def test_title_of_50_characters_passes_51_is_40035(api):
     assert api.add(title="验" * 51)["errcode"] == 40035
 
 
+def test_a_title_is_counted_in_utf16_units_as_a_java_server_would(api):
+    # The safe reading (docs/dingtalk-workrecord.md §3.3): an emoji counts 2.
+    assert api.add(title="验" * 48 + "🎉")["errcode"] == 0
+    assert api.add(title="验" * 49 + "🎉")["errcode"] == 40035
+
+
 def test_20_form_items_pass_21_are_40035(api):
     items = [{"title": f"第{i}项", "content": "内容"} for i in range(21)]
     assert api.add(formItemList=items[:20])["errcode"] == 0

@@ -1065,3 +1065,14 @@ def test_byte_order_mark_does_not_shift_columns(tmp_path: Path) -> None:
     with_mark = write(tmp_path, "\ufeff" + text, "bom.yaml")
     assert [p.split(": ")[0] for p in problems_of(with_mark)] == ["1:10", "2:8"]
     assert problems_of(with_mark) == problems_of(write(tmp_path, text))
+
+
+def test_a_title_is_counted_in_utf16_units_like_dingtalk(tmp_path: Path) -> None:
+    ok = "version: 1\ntasks:\n  - {key: a, userid: u1, title: '%s', url: 'https://x.example.com', form: {a: b}}\n"
+    load_task_file(write(tmp_path, ok % ("验" * 48 + "🎉")))
+    with pytest.raises(ConfigError) as caught:
+        load_task_file(write(tmp_path, ok % ("验" * 49 + "🎉")))
+    assert str(caught.value).endswith(
+        "tasks[0].title: title is 51 characters (an emoji or another rare character counts 2); "
+        "DingTalk allows at most 50"
+    )
