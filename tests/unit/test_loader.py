@@ -1068,7 +1068,10 @@ def test_byte_order_mark_does_not_shift_columns(tmp_path: Path) -> None:
 
 
 def test_a_title_is_counted_in_utf16_units_like_dingtalk(tmp_path: Path) -> None:
-    ok = "version: 1\ntasks:\n  - {key: a, userid: u1, title: '%s', url: 'https://x.example.com', form: {a: b}}\n"
+    ok = (
+        "version: 1\ntasks:\n"
+        "  - {key: a, userid: u1, title: '%s', url: 'https://x.example.com', form: {a: b}}\n"
+    )
     load_task_file(write(tmp_path, ok % ("验" * 48 + "🎉")))
     with pytest.raises(ConfigError) as caught:
         load_task_file(write(tmp_path, ok % ("验" * 49 + "🎉")))
