@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from dingsync.errors import DingsyncError
 from dingsync.errors import ExitCode
 from dingsync.options import DEFAULT_ENDPOINT
 from dingsync.options import DEFAULT_QPS
@@ -102,7 +103,7 @@ def plan(
         lineage = state.lineage if existed else None
         document = plan_document(the_plan, tf, str(path), lineage, state.serial)
         if out_path:
-            Path(out_path).write_text(to_json(document) + "\n", encoding="utf-8")
+            save_plan(Path(out_path), to_json(document) + "\n")
         if fmt == "json":
             out_json(document)
     elif fmt == "markdown":
@@ -117,3 +118,11 @@ def plan(
     if detailed_exitcode and the_plan.has_changes:
         return ExitCode.CHANGES
     return ExitCode.OK
+
+
+def save_plan(path: Path, text: str) -> None:
+    """Write the saved plan; a folder that is missing or not writable is the user's to fix."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise DingsyncError(f"cannot save the plan to {path}: {exc.strerror}") from None

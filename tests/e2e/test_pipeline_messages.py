@@ -81,3 +81,11 @@ def test_the_apply_summary_leads_with_the_outcome_and_every_failure(workdir, emu
     failed = text.index("### Failed")
     assert "laptop@bob02" in text[failed:] and "33012" in text[failed:]
     assert failed < text.index("#### dingsync plan")
+
+
+def test_a_plan_saved_into_a_missing_folder_is_a_plain_error(workdir):
+    write_tasks(workdir / "tasks.yaml", ONBOARDING)
+    run = dingsync("plan", "--out", "missing/folder/tfplan.json")
+    assert run.code == 1
+    assert "cannot save the plan to missing/folder/tfplan.json" in run.err
+    assert "Internal error" not in run.err
