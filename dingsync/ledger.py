@@ -58,10 +58,6 @@ class Ledger:
         with self._lock:
             return {r.record_id for r in self.state.records.values()} | set(self.state.retiring)
 
-    def record(self, address: str) -> StateRecord:
-        with self._lock:
-            return self.state.records[address]
-
     def begin_create(self, pending: PendingCreate) -> None:
         """Record the intent before the request leaves, so a crash cannot lose it."""
         with self._lock:

@@ -77,6 +77,7 @@ from dingsync.yamlnodes import compose_streaming
 from dingsync.yamlnodes import convert
 from dingsync.yamlnodes import locate
 from dingsync.yamlnodes import scalar_value
+from dingsync.yamlnodes import show
 
 __all__ = ["MAX_FILE_BYTES", "load_schema", "load_task_file"]
 
@@ -558,16 +559,6 @@ def format_path(path: Path) -> str:
         else:
             out += "[" + json.dumps(part, ensure_ascii=False) + "]"
     return out or "<root>"
-
-
-def show(value: Any, limit: int = 40) -> str:
-    """A value quoted for a message, shortened so that messages stay one short line."""
-    if isinstance(value, str):
-        if len(value) > limit:
-            value = value[: limit - 1] + "…"
-        return repr(value)
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # --- the schema -------------------------------------------------------------------------

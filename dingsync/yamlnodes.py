@@ -22,6 +22,7 @@ pure-Python parser; both produce the same events.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -647,7 +648,7 @@ def mapping_pairs(
         if first is None:
             explicit[key] = key_node
         elif report:
-            message = f"duplicate key {_show(key)} (first at line {first.line})"
+            message = f"duplicate key {show(key)} (first at line {first.line})"
             report(key_node, (*path, key), message)
     if not merges:
         return [
@@ -742,7 +743,7 @@ class _Converter:
 
     def forbidden_tag(self, node: Node, path: Path) -> None:
         shown = node.tag.replace(_CORE, "!!", 1) if node.tag else "?"
-        self.report(node, path, f"tag {_show(shown)} is not allowed; write plain YAML values")
+        self.report(node, path, f"tag {show(shown)} is not allowed; write plain YAML values")
         self.poisoned.add(path)
 
 
@@ -756,8 +757,8 @@ def convert(root: Node, layout: Layout, max_nodes: int) -> Converted:
 def scalar_value(node: Scalar, typed: bool) -> Any:
     """A scalar's value: None for YAML's null; text as written unless ``typed``.
 
-    Where the schema wants a number (``typed``), a plain scalar is read as YAML 1.2's core
-    schema would read it, so that ``1`` is 1 and ``"1"`` stays text.
+    Where the schema wants a number (``typed``), a plain scalar is read as a number, so that
+    ``1`` is 1 and ``"1"`` stays text (see ``_typed``).
     """
     text = node.text
     tag = node.tag
@@ -769,7 +770,8 @@ def scalar_value(node: Scalar, typed: bool) -> Any:
 
 
 def _typed(text: str) -> Any:
-    """A number or boolean as YAML 1.2's core schema reads it; else the text itself."""
+    """A number as YAML 1.2's core schema reads it, or a boolean as PyYAML's safe_load
+    (YAML 1.1) reads it, ``yes``/``no``/``on``/``off`` included; else the text itself."""
     if _INT.fullmatch(text):
         return int(text)
     if _FLOAT.fullmatch(text):
@@ -798,8 +800,11 @@ def locate(root: Node, path: Path) -> tuple[Node, Node | None]:
     return node, key_node
 
 
-def _show(text: str, limit: int = 40) -> str:
-    """Quote a value for a message, shortened so that a message stays one short line."""
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return repr(text)
+def show(value: Any, limit: int = 40) -> str:
+    """A value quoted for a message, shortened so that messages stay one short line."""
+    if isinstance(value, str):
+        if len(value) > limit:
+            value = value[: limit - 1] + "…"
+        return repr(value)
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
