@@ -43,7 +43,8 @@ from dingsync.errors import EndpointError
 from dingsync.errors import InvalidParameterError
 from dingsync.errors import InvalidUserError
 from dingsync.errors import IpBlockedError
-from dingsync.errors import PermissionDeniedError
+from dingsync.errors import IpNotAllowedError
+from dingsync.errors import MissingPermissionError
 from dingsync.errors import QuotaExceededError
 from dingsync.errors import RateLimitError
 from dingsync.errors import TransientApiError
@@ -100,8 +101,8 @@ _ERROR_CLASSES: dict[str, type[ApiError]] = {
     "-1": TransientApiError,
     "22": UnknownMethodError,
     "90020": QuotaExceededError,
-    "60011": PermissionDeniedError,
-    "60020": PermissionDeniedError,
+    "60011": MissingPermissionError,
+    "60020": IpNotAllowedError,
     **dict.fromkeys(_AUTH_REASONS, AuthError),
 }
 
@@ -113,6 +114,12 @@ RATE_LIMIT_MAX_WAIT = 60.0  # the longest documented window (per minute, 90005/9
 IP_BLOCK_SECONDS = 300.0  # an IP block lasts five minutes (§7.3)
 
 _STATUS_CODES: dict[Status, int] = {"open": 0, "done": 1}
+
+# 40096 and the other refusals of gettoken: where the right pair is found.
+CREDENTIALS_HINT = (
+    "set them to the app's Client ID（原 AppKey）and Client Secret（原 AppSecret）from "
+    "开发者后台 → 应用开发 → 企业内部应用 → the app → 凭证与基础信息"
+)
 _LOOPBACK_NAMES = frozenset({"localhost"})
 
 
@@ -208,7 +215,10 @@ class DingTalkClient:
         rng: random.Random | None = None,
     ) -> None:
         if not app_key or not app_secret:
-            raise CredentialsError("DINGTALK_APP_KEY and DINGTALK_APP_SECRET must both be set")
+            raise CredentialsError(
+                "DINGTALK_APP_KEY and DINGTALK_APP_SECRET must both be set (to the app's "
+                "Client ID and Client Secret, shown in 开发者后台 → the app → 凭证与基础信息)"
+            )
         self._endpoint = check_endpoint(endpoint)
         self._app_key = app_key
         self._app_secret = app_secret
@@ -329,7 +339,7 @@ class DingTalkClient:
             if exc.reason in _CREDENTIAL_REASONS:
                 raise CredentialsError(
                     "DingTalk refused DINGTALK_APP_KEY/DINGTALK_APP_SECRET: "
-                    f"{exc.reason} {self._scrub(exc.errmsg)}"
+                    f"{exc.reason} {self._scrub(exc.errmsg)} ({CREDENTIALS_HINT})"
                 ) from None
             raise
         value = payload.get("access_token")
@@ -410,7 +420,10 @@ class DingTalkClient:
         """One HTTP exchange, classified: the answer, a ``_Retryable``, or a final error."""
         shown = f"{method} {_redact(url)}"
         if time.monotonic() < self._blocked_until:
-            raise IpBlockedError(f"{api}: not sent, DingTalk blocked this IP a moment ago")
+            raise IpBlockedError(
+                f"{api}: not sent, DingTalk blocked this IP a moment ago (wait about 5 minutes, "
+                "then run again)"
+            )
         if api != GETTOKEN:  # gettoken is not metered per API like the others (§1.1)
             self._limiter.acquire(api)
         started = time.monotonic()
@@ -449,7 +462,9 @@ class DingTalkClient:
             self._blocked_until = time.monotonic() + IP_BLOCK_SECONDS
             raise IpBlockedError(
                 f"{api}: DingTalk blocked this IP address (HTTP {status}, no API answer); "
-                f"such a block lasts about 5 minutes: wait, then run again [{shown}]"
+                "it blocks an address that sent more than 10,000 calls in 20 seconds, counting "
+                "every program behind it (a shared CI egress, say); such a block lasts about "
+                f"5 minutes: wait, then run again, from another address if it recurs [{shown}]"
             )
         if status >= 500:
             # A gateway's 5xx says nothing about whether the call behind it went through.
@@ -526,7 +541,8 @@ class DingTalkClient:
         if cls is QuotaExceededError:
             text = (
                 "the organisation's monthly DingTalk API quota is used up; no metered call "
-                "succeeds until next month or an edition upgrade (DingTalk: " + text + ")"
+                "succeeds until next month or an edition upgrade (专业版/专属版); next month, "
+                "spend less: fewer applies and drift checks, --no-refresh (DingTalk: " + text + ")"
             )
         request_id = payload.get("request_id")
         error = cls(api, errcode, text, sub_code, str(request_id) if request_id else None)

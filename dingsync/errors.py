@@ -103,6 +103,11 @@ class ApiError(DingsyncError):
 class InvalidUserError(ApiError):
     """33012: the userid is not a member of the organisation."""
 
+    hint = (
+        "this is not a userid of the organisation: copy the userid from 管理后台 → 通讯录 → "
+        "成员管理 (a member's details), not the 工号, the phone number or the unionId"
+    )
+
 
 class InvalidParameterError(ApiError):
     """40035 / 400002 / 40068 / 40069: the request broke a documented field rule."""
@@ -110,6 +115,11 @@ class InvalidParameterError(ApiError):
 
 class DuplicateError(ApiError):
     """854001 (or 400001): this biz_id, or this title and form today, already reached the user."""
+
+    hint = (
+        "DingTalk's 防骚扰限制: one to-do with the same title and form per person per day, "
+        "China time, and never a biz_id twice; change the title or form, or send it tomorrow"
+    )
 
 
 class TaskExistsError(DuplicateError):
@@ -145,6 +155,11 @@ class DailyLimitError(ApiError):
 class RateLimitError(ApiError):
     """90018 / 90002 / 90005 / 90006, still answered after every retry."""
 
+    hint = (
+        "DingTalk's rate limit: dingsync slowed down and retried on its own and was still "
+        "refused; run again in a minute, or lower --max-qps if another job shares the app"
+    )
+
 
 class TransientApiError(ApiError):
     """-1 (system busy), still answered after every retry."""
@@ -170,6 +185,25 @@ class PermissionDeniedError(ApiError):
     """60011 / 60020: the app lacks the permission, or the caller IP is not allowed."""
 
     fatal = True
+
+
+class MissingPermissionError(PermissionDeniedError):
+    """60011 from the legacy ``topapi/workrecord`` API: the app lacks its permission."""
+
+    hint = (
+        "the app lacks the permission of the legacy to-do API (旧版「待办任务」接口): see "
+        "开发者后台 → 应用开发 → 企业内部应用 → the app → 权限管理; DingTalk no longer grants it "
+        "(暂不支持新增申请), so use the credentials of an app that already holds it"
+    )
+
+
+class IpNotAllowedError(PermissionDeniedError):
+    """60020 from the legacy API: this machine's address is not on the app's allow-list."""
+
+    hint = (
+        "this machine's egress IP address is not on the app's allow-list: add it in "
+        "开发者后台 → the app → 安全设置 → 服务器出口IP, or run from an address that is on it"
+    )
 
 
 class TransportError(DingsyncError):

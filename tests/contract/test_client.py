@@ -13,6 +13,7 @@ import pytest
 
 from dingsync.backend import Backend
 from dingsync.client import ADD
+from dingsync.client import CREDENTIALS_HINT
 from dingsync.client import GET
 from dingsync.client import LIST
 from dingsync.client import UPDATE
@@ -269,6 +270,7 @@ def test_wrong_secret_is_a_credentials_error(
     transcript.texts.append(message)
     assert message == (
         "DingTalk refused DINGTALK_APP_KEY/DINGTALK_APP_SECRET: 40096 不合法的appKey或appSecret"
+        f" ({CREDENTIALS_HINT})"
     )
     assert "not-the-secret-at-all" not in message
     assert client.call_counts == {
