@@ -4,6 +4,7 @@ the piecewise writer writes what json.dumps writes."""
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -109,6 +110,8 @@ def test_same_error_as_json_loads_for_damaged_text(
     ],
 )
 def test_edge_cases_match_json_loads(text: str) -> None:
+    if sys.version_info[:3] == (3, 13, 0) and ",}" in text:
+        pytest.skip("Python 3.13.0's json puts a trailing comma one past the end of the text")
     for size in (1, 3, 1000):
         assert outcome(text, size) == reference(text)
 
