@@ -56,6 +56,9 @@ if TYPE_CHECKING:
 from dingsync.chinatime import CHINA
 from dingsync.errors import ConfigError
 from dingsync.errors import Problem
+from dingsync.model import FIELDS
+from dingsync.model import FIELDS_BY_NAME
+from dingsync.model import TODO
 from dingsync.model import Content
 from dingsync.model import DesiredRecord
 from dingsync.model import FormPairs
@@ -89,30 +92,21 @@ _PIECE = 1024 * 1024
 SCHEMA_RESOURCE = "tasks.schema.json"
 
 # Plain scalars are numbers only here (version; pc_open_type in defaults and in tasks).
-_TASK_FIELDS = Layout(typed=frozenset({"pc_open_type"}))
+_TASK_FIELDS = Layout(typed=frozenset({"pc_open_type", "ding"}))
 _LAYOUT = Layout(
     typed=frozenset({"version"}),
     fields={"defaults": _TASK_FIELDS, "tasks": Layout(items=_TASK_FIELDS)},
 )
 
 # Task fields that may stand in defaults instead (all but key, userid and userids).
-_DEFAULTABLE = frozenset(
-    {
-        "title",
-        "url",
-        "pc_url",
-        "pc_open_type",
-        "form",
-        "source_name",
-        "originator_userid",
-        "status",
-        "create_time",
-    }
-)
+_DEFAULTABLE = frozenset({f.name for f in FIELDS} | {"status", "create_time"})
+# The task file's priority names, and what DingTalk's v1.0 API calls them.
+PRIORITIES = {"low": 10, "normal": 20, "high": 30, "urgent": 40}
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # The top-level part a problem's path lies in: "tasks[3]", "defaults", "version".
 _PATH_HEAD = re.compile(r"[^.\[]*(?:\[[0-9]+\])?")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CREATE_TIME = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2})"
     r"(?::([0-9]{2})(?:\.([0-9]{1,9}))?)?"
@@ -162,6 +156,8 @@ def _load(name: str) -> TaskFile:
         sha256=hashlib.sha256(data).hexdigest(),
         records=records,
         namespace=namespace if isinstance(namespace, str) else default_namespace(name),
+        api="todo" if rest.get("api") == "todo" else "workrecord",
+        on_removal="delete" if rest.get("on_removal") == "delete" else "complete",
     )
 
 
@@ -248,7 +244,7 @@ class _TaskStream:
     """
 
     layout = _TASK_FIELDS
-    fields = frozenset({"key", "create_time"})
+    fields = frozenset({"key", "create_time", "due_time"})
 
     def __init__(
         self, name: str, check: Check, rules: _TaskRules, rest: dict[str, Any] | None
@@ -324,10 +320,11 @@ class _TaskStream:
         self.keys.append(key)
         if isinstance(key, str):
             self.note_key(index, key, item.places["key"])
-        if isinstance(task, dict) and "create_time" in task:
-            place = functools.partial(item.places.__getitem__, "create_time")
-            problem = _create_time_problem(self.name, ("tasks", index), task, place)
-            self.semantic += [problem] if problem else []
+        for field in _TIME_FIELDS:
+            if isinstance(task, dict) and field in task:
+                place = functools.partial(item.places.__getitem__, field)
+                problem = _time_problem(self.name, ("tasks", index), task, field, place)
+                self.semantic += [problem] if problem else []
         if index not in self.kept:
             self.note_sends(index, task, item.line)
 
@@ -936,6 +933,16 @@ def _on_one_of(error: ValidationError, path: Path) -> list[Translated]:
     return _generic(error, path)
 
 
+def _other_api(name: str) -> str:
+    """Why ``name`` may not stand in this file: it belongs to the other API."""
+    field = FIELDS_BY_NAME.get(name)
+    if name == "on_removal" or (field is not None and field.apis == TODO):
+        return f"'{name}' is a field of the v1.0 to-do API: it needs 'api: todo' at the top"
+    return (
+        f"'{name}' is a field of the legacy workrecord API; a file with 'api: todo' cannot give it"
+    )
+
+
 def _invisible(text: str) -> str | None:
     """The first control or invisible character of ``text``, as ``U+200B``; None if none."""
     for ch in text:
@@ -946,6 +953,8 @@ def _invisible(text: str) -> str | None:
 
 def _on_not(error: ValidationError, path: Path) -> list[Translated]:
     value, label = _value(error), _label_of(error, path)
+    if _arg(error) == {}:  # a field the schema forbids here: one of the other API's
+        return [(path, _other_api(label), True)]
     odd = _invisible(value) if isinstance(value, str) else None
     if label == "title" and odd is not None:
         message = (
@@ -1484,9 +1493,10 @@ def _bad_create_times(
     for path, owner in owners:
         if not isinstance(owner, dict):
             continue
-        place = functools.partial(_place, root, (*path, "create_time"))
-        problem = _create_time_problem(name, path, owner, place)
-        problems += [problem] if problem else []
+        for field in _TIME_FIELDS:
+            place = functools.partial(_place, root, (*path, field))
+            problem = _time_problem(name, path, owner, field, place)
+            problems += [problem] if problem else []
     return problems
 
 
@@ -1495,19 +1505,25 @@ def _place(root: Node, path: Path) -> tuple[int, int]:
     return node.line, node.column
 
 
-def _create_time_problem(
-    name: str, path: Path, owner: dict[str, Any], place: Callable[[], tuple[int, int]]
+def _time_problem(
+    name: str,
+    path: Path,
+    owner: dict[str, Any],
+    field: str,
+    place: Callable[[], tuple[int, int]],
 ) -> Problem | None:
-    """The problem of ``owner``'s create_time naming no real moment, if so; ``place`` tells
-    where the create_time is, asked only then."""
-    value = owner.get("create_time")
-    if not isinstance(value, str) or not _CREATE_TIME.fullmatch(value):
-        return None  # absent, or the schema reports it
+    """The problem of ``owner``'s create_time or due_time naming no real moment, if so;
+    ``place`` tells where the field is, asked only then. The schema checks the shape."""
+    value = owner.get(field)
+    if not isinstance(value, str):
+        return None
     try:
-        create_time_ms(value)
+        _TIME_FIELDS[field](value)
+    except _NotTheShape:
+        return None  # the schema reports it
     except ValueError as err:
-        message = f"create_time {show(value)} is not a real date-time: {err}"
-        return Problem(name, *place(), format_path((*path, "create_time")), message)
+        message = f"{field} {show(value)} is not a real date-time: {err}"
+        return Problem(name, *place(), format_path((*path, field)), message)
     return None
 
 
@@ -1583,6 +1599,18 @@ def _form_pairs(form: Any) -> FormPairs | None:
     return None
 
 
+class _NotTheShape(ValueError):
+    """Text that is no ISO-8601 date-time at all (the schema's to report)."""
+
+
+def due_time_ms(text: str) -> int:
+    """A due time: a date means the end of that day (23:59:59), China time; else as
+    ``create_time_ms``."""
+    if _DATE.fullmatch(text):
+        return create_time_ms(text + "T23:59:59")
+    return create_time_ms(text)
+
+
 def create_time_ms(text: str) -> int:
     """Milliseconds since the epoch of an ISO-8601 date-time; naive means Asia/Shanghai.
 
@@ -1590,7 +1618,7 @@ def create_time_ms(text: str) -> int:
     """
     found = _CREATE_TIME.fullmatch(text)
     if not found:
-        raise ValueError("not an ISO-8601 date-time")
+        raise _NotTheShape("not an ISO-8601 date-time")
     year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = found.groups()
     if zulu:
         zone = timezone.utc
@@ -1631,7 +1659,9 @@ class _RecordMaker:
         self.texts: dict[str, str] = {}
         self.default_form: FormPairs | None = None  # made when a task first needs it
         # A task's own create_time is checked with the task; the inherited one, once here.
-        self.default_time_is_real = _is_real_time(defaults.get("create_time"))
+        self.default_time_is_real = all(
+            _is_real_time(defaults.get(field), parse) for field, parse in _TIME_FIELDS.items()
+        )
 
     def __call__(self, task: dict[str, Any], line: int) -> list[DesiredRecord]:
         """The records of ``task``; ValueError for a create_time that is no real moment."""
@@ -1640,6 +1670,8 @@ class _RecordMaker:
 
     def content(self, task: dict[str, Any], merged: dict[str, Any]) -> Content:
         """What the records of ``task`` send; ``merged`` is the task over the defaults."""
+        due = merged.get("due_time")
+        priority = merged.get("priority")
         return Content(
             title=merged["title"],
             url=merged["url"],
@@ -1648,6 +1680,11 @@ class _RecordMaker:
             source_name=merged.get("source_name"),
             originator_userid=merged.get("originator_userid"),
             pc_open_type=_optional_int(merged.get("pc_open_type")),
+            description=merged.get("description"),
+            due_time=due_time_ms(due) if isinstance(due, str) else None,
+            priority=PRIORITIES[priority] if isinstance(priority, str) else None,
+            ding=merged.get("ding"),
+            creator_userid=merged.get("creator_userid"),
         )
 
     def records(
@@ -1669,17 +1706,19 @@ class _RecordMaker:
 
     def form_of_defaults(self) -> FormPairs:
         if self.default_form is None:
-            self.default_form = self.form(self.defaults["form"])
+            self.default_form = self.form(self.defaults.get("form", ()))
         return self.default_form
 
 
-def _is_real_time(value: Any) -> bool:
-    """False only for create_time text that names no real moment (wrong types are the
+def _is_real_time(value: Any, parse: Callable[[str], int]) -> bool:
+    """False only for time text that names no real moment (wrong types and shapes are the
     schema's to report)."""
     if not isinstance(value, str):
         return True
     try:
-        create_time_ms(value)
+        parse(value)
+    except _NotTheShape:
+        return True
     except ValueError:
         return False
     return True
@@ -1688,3 +1727,10 @@ def _is_real_time(value: Any) -> bool:
 def _optional_int(value: Any) -> int | None:
     # The schema accepts 2.0 as the integer 2; the API wants a JSON integer.
     return None if value is None else int(value)
+
+
+# Task fields of date-time text whose day and time must exist (the schema checks the shape).
+_TIME_FIELDS: dict[str, Callable[[str], int]] = {
+    "create_time": create_time_ms,
+    "due_time": due_time_ms,
+}

@@ -16,51 +16,84 @@ from typing import NamedTuple
 Status = Literal["open", "done"]
 FormPairs = tuple[tuple[str, str], ...]
 
-# Fields of a to-do that dingsync sends and compares; their order is the order of diffs.
-CONTENT_FIELDS = (
-    "title",
-    "url",
-    "pc_url",
-    "form",
-    "source_name",
-    "originator_userid",
-    "pc_open_type",
+Api = Literal["workrecord", "todo"]
+WORKRECORD: frozenset[Api] = frozenset({"workrecord"})
+TODO: frozenset[Api] = frozenset({"todo"})
+BOTH: frozenset[Api] = WORKRECORD | TODO
+
+
+class Field(NamedTuple):
+    """One field of a to-do's content: the loader, Content, the planner and the drift
+    judgement all read this table, so a new optional field is a row here, a property in
+    the schema and a name in each backend's wire mapping."""
+
+    name: str  # in the task file, in Content and in the state
+    apis: frozenset[Api]  # the APIs that have it: any other API's task file may not give it
+    compared: bool = True  # a change of it is planned (else it is sent with a create only)
+    in_place: bool = False  # with an API that edits to-dos, updated in place, not replaced
+    readable: bool = False  # a refresh sees it, so drift is judged on it
+
+
+# In the order of diffs. Which API reads back what: dingtalk-workrecord.md §5.3 (the list
+# shows title, url and forms) and dingtalk-todo.md §10.2 (cards show subject, due time,
+# priority and the urls; no description).
+FIELDS = (
+    Field("title", BOTH, in_place=True, readable=True),
+    Field("url", BOTH, readable=True),
+    Field("pc_url", BOTH),
+    Field("form", WORKRECORD, readable=True),
+    Field("source_name", WORKRECORD),
+    Field("originator_userid", WORKRECORD),
+    Field("pc_open_type", WORKRECORD),
+    Field("description", TODO, in_place=True),
+    Field("due_time", TODO, in_place=True, readable=True),
+    Field("priority", TODO, readable=True),
+    Field("ding", TODO, compared=False),
+    Field("creator_userid", TODO),
 )
+FIELDS_BY_NAME = {f.name: f for f in FIELDS}
+# Fields of a to-do that dingsync sends and compares; their order is the order of diffs.
+CONTENT_FIELDS = tuple(f.name for f in FIELDS if f.compared)
 
 
 class Content(NamedTuple):
-    """What one create sends to DingTalk, apart from userid, biz_id and create_time."""
+    """What one create sends to DingTalk, apart from userid, the key and create_time.
+
+    A field of the other API is None (``form`` is empty for a v1.0 to-do).
+    """
 
     title: str
     url: str
-    form: FormPairs
+    form: FormPairs = ()
     pc_url: str | None = None
     source_name: str | None = None
     originator_userid: str | None = None
     pc_open_type: int | None = None
+    description: str | None = None
+    due_time: int | None = None  # Unix milliseconds
+    priority: int | None = None  # DingTalk's 10 | 20 | 30 | 40
+    ding: bool | None = None
+    creator_userid: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "title": self.title,
-            "url": self.url,
-            "pc_url": self.pc_url,
-            "form": [{"title": t, "content": c} for t, c in self.form],
-            "source_name": self.source_name,
-            "originator_userid": self.originator_userid,
-            "pc_open_type": self.pc_open_type,
-        }
+        """The content as the state and plan files hold it. The legacy API's fields are
+        always written, so that states keep their layout; the others only when set."""
+        data: dict[str, Any] = {}
+        for f in FIELDS:
+            value = getattr(self, f.name)
+            if f.name == "form":
+                data["form"] = [{"title": t, "content": c} for t, c in value]
+            elif value is not None or f.apis == WORKRECORD or f.apis == BOTH:
+                data[f.name] = value
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Content:
-        return cls(
-            title=data["title"],
-            url=data["url"],
-            form=tuple((item["title"], item["content"]) for item in data["form"]),
-            pc_url=data.get("pc_url"),
-            source_name=data.get("source_name"),
-            originator_userid=data.get("originator_userid"),
-            pc_open_type=data.get("pc_open_type"),
-        )
+        values: dict[str, Any] = {
+            f.name: data.get(f.name) for f in FIELDS if f.name not in ("title", "url")
+        }
+        values["form"] = tuple((item["title"], item["content"]) for item in data.get("form", ()))
+        return cls(title=data["title"], url=data["url"], **values)
 
     def fingerprint(self) -> str:
         """A stable digest of the content: equal content, equal fingerprint, across versions.
@@ -108,6 +141,8 @@ class TaskFile(NamedTuple):
     path: str
     sha256: str  # of the file's bytes, so that a saved plan can tell the file changed
     records: tuple[DesiredRecord, ...]
+    api: Api = "workrecord"
+    on_removal: Literal["complete", "delete"] = "complete"
     # Part of every create's key: the same file finds its own to-dos again with a lost
     # state, and two files with different namespaces never take each other's keys.
     namespace: str = "tasks"
@@ -317,12 +352,20 @@ def _shared(content: Content, contents: dict[Content, Content] | None) -> Conten
 def _well_typed(content: Content) -> bool:
     """Whether every field has the type it should: only then does equal mean identical
     (as tuples, ``1``, ``1.0`` and ``True`` are equal, and a list cannot be hashed)."""
-    texts = (content.pc_url, content.source_name, content.originator_userid)
+    texts = (
+        content.pc_url,
+        content.source_name,
+        content.originator_userid,
+        content.description,
+        content.creator_userid,
+    )
+    numbers = (content.pc_open_type, content.due_time, content.priority)
     return (
         type(content.title) is str
         and type(content.url) is str
         and all(text is None or type(text) is str for text in texts)
-        and (content.pc_open_type is None or type(content.pc_open_type) is int)
+        and all(number is None or type(number) is int for number in numbers)
+        and (content.ding is None or type(content.ding) is bool)
         and all(type(t) is str and type(c) is str for t, c in content.form)
     )
 

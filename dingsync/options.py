@@ -130,10 +130,21 @@ def announce_new_state(path: Path) -> None:
     err(f"No state at {path}: a new state")
 
 
-def load_tasks(task_file: str) -> TaskFile:
+def load_tasks(task_file: str, to_plan: bool = True) -> TaskFile:
+    """The task file, validated; ``to_plan`` for a command that plans or applies it."""
+    from dingsync.errors import DingsyncError
     from dingsync.loader import load_task_file
 
-    return load_task_file(task_file)
+    task_file_ = load_task_file(task_file)
+    if to_plan and task_file_.api == "todo":
+        # The file format, its checks and the v1.0 client are in place; planning and
+        # applying through the v1.0 API are not yet, and workrecord calls must not be
+        # made from a file written for it.
+        raise DingsyncError(
+            f"{task_file}: api: this version of dingsync validates 'api: todo' files but "
+            "cannot plan or apply them yet; to apply, use the workrecord API (leave out 'api')"
+        )
+    return task_file_
 
 
 # ---------------------------------------------------------------- backends

@@ -123,7 +123,9 @@ class Plan(NamedTuple):
 
 def diff_content(before: Content, after: Content) -> tuple[FieldChange, ...]:
     old, new = before.to_dict(), after.to_dict()
-    return tuple(FieldChange(f, old[f], new[f]) for f in CONTENT_FIELDS if old[f] != new[f])
+    return tuple(
+        FieldChange(f, old.get(f), new.get(f)) for f in CONTENT_FIELDS if old.get(f) != new.get(f)
+    )
 
 
 def _plan_desired(desired: DesiredRecord, current: StateRecord | None) -> Change | None:

@@ -24,7 +24,7 @@ def validate(task_file: str, state_path: str | None, as_json: bool, verbose: boo
     """
     state = check_state(state_path) if state_path else None
     try:
-        tf = load_tasks(task_file)
+        tf = load_tasks(task_file, to_plan=False)
     except ConfigError as exc:
         if as_json:
             out_json(problems_document(task_file, exc))

@@ -31,6 +31,30 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tasks.yaml"
 
 # What `dingsync validate` prints for each file of tests/fixtures/invalid, after "FILE:".
 EXPECTED: dict[str, list[str]] = {
+    "field_of_the_other_api.yaml": [
+        (
+            "10:5: tasks[0].form: 'form' is a field of the legacy workrecord API; a file with "
+            "'api: todo' cannot give it"
+        ),
+        (
+            "15:15: tasks[1].due_time: due_time '2026-02-30' is not a real date-time: day is "
+            "out of range for month"
+        ),
+        (
+            "16:15: tasks[1].priority: priority must be 'low' or 'normal' or 'high' or "
+            "'urgent', not 'soon'"
+        ),
+    ],
+    "todo_field_without_api.yaml": [
+        (
+            "2:1: on_removal: 'on_removal' is a field of the v1.0 to-do API: it needs "
+            "'api: todo' at the top"
+        ),
+        (
+            "9:5: tasks[0].description: 'description' is a field of the v1.0 to-do API: it "
+            "needs 'api: todo' at the top"
+        ),
+    ],
     # A title or userid can hide text or rewrite a plan line with these (U+202E turns the
     # text right to left; ESC and CR move the cursor).
     "invisible_characters.yaml": [
@@ -258,7 +282,7 @@ EXPECTED: dict[str, list[str]] = {
         "4:13: <root>: alias '*assignee' has no anchor '&assignee' before it",
     ],
     "unknown_field.yaml": [
-        "9:5: tasks[0].priority: unknown field 'priority'",
+        "9:5: tasks[0].urgency: unknown field 'urgency'",
     ],
     "userid_and_userids.yaml": [
         "5:5: tasks[0].userids: give either userid or userids, not both",

@@ -39,6 +39,10 @@ def test_every_content_field_changes_the_fingerprint():
         "source_name": "x",
         "originator_userid": "x",
         "pc_open_type": 4,
+        "description": "x",
+        "due_time": 1_764_000_000_000,
+        "priority": 40,
+        "creator_userid": "hr-bot01",
     }
     assert set(changed) == set(CONTENT_FIELDS)
     for name, value in changed.items():
