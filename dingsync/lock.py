@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from datetime import datetime
 from datetime import timezone
 from pathlib import Path
@@ -42,12 +43,16 @@ class StateLock:
         command: str,
         timeout: float = 0.0,
         poll_interval: float = POLL_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.state_path = Path(state_path)
         self.path = lock_path(state_path)
         self.command = command
         self.timeout = timeout
         self.poll_interval = poll_interval
+        self._clock = clock
+        self._sleep = sleep
         # The exact bytes this instance wrote while it holds the lock; None when not held.
         self._content: bytes | None = None
 
@@ -67,7 +72,7 @@ class StateLock:
         """Take the lock, waiting up to ``timeout`` seconds; ``LockError`` if it stays held."""
         if self._content is not None:
             raise RuntimeError(f"{self.path} is already held by this StateLock")
-        deadline = time.monotonic() + self.timeout
+        deadline = self._clock() + self.timeout
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -76,10 +81,10 @@ class StateLock:
             info = self.read(self.state_path)
             if info is None:
                 continue  # released between our attempt and the read: try again now
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self._clock()
             if remaining <= 0:
                 raise LockError(self.held_message(info))
-            time.sleep(min(self.poll_interval, remaining))
+            self._sleep(min(self.poll_interval, remaining))
 
     def _try_create(self) -> bool:
         content = self._holder_content()

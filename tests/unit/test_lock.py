@@ -188,13 +188,33 @@ def test_unreadable_lock_file(state_path: Path) -> None:
     assert StateLock.read(state_path) == {}
 
 
+class FakeClock:
+    """Time that passes only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.naps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.naps.append(seconds)
+        self.now += seconds
+
+
 def test_timeout_gives_up_after_waiting(state_path: Path) -> None:
+    clock = FakeClock()
     with StateLock(state_path, command="apply"):
-        started = time.monotonic()
+        waiting = StateLock(
+            state_path, "apply", timeout=0.3, poll_interval=0.05, clock=clock, sleep=clock.sleep
+        )
         with pytest.raises(LockError, match="state is locked by"):
-            StateLock(state_path, command="apply", timeout=0.3, poll_interval=0.05).acquire()
-        waited = time.monotonic() - started
-    assert 0.3 <= waited < 1.0
+            waiting.acquire()
+    # It waited the whole timeout, polling at the interval, and not a moment longer.
+    assert clock.now - 100.0 == pytest.approx(0.3)
+    assert sum(clock.naps) == pytest.approx(0.3)
+    assert max(clock.naps) == pytest.approx(0.05)
 
 
 def test_release_leaves_a_lock_that_is_no_longer_ours(state_path: Path) -> None:
