@@ -27,6 +27,32 @@ if TYPE_CHECKING:
 
 JSON_FORMAT_VERSION = 1
 
+
+def document(kind: str, **fields: Any) -> dict[str, Any]:
+    """A JSON document of ``kind``: what every command prints under --json."""
+    return {"format_version": JSON_FORMAT_VERSION, "kind": kind, **fields}
+
+
+def drift_run_document(
+    report: DriftReport,
+    lookup: str,
+    fell_back: bool,
+    unsettled: list[str],
+    refusal: str | None,
+    counts: dict[str, int],
+) -> dict[str, Any]:
+    """What ``drift --json`` prints (schemas/drift.schema.json)."""
+    return document(
+        "drift",
+        **drift_document(report),
+        lookup=lookup,
+        lookup_fell_back=fell_back,
+        unsettled=unsettled,
+        refused=refusal,
+        api_calls={"total": sum(counts.values()), "by_api": counts},
+    )
+
+
 Style = Callable[..., str]
 
 

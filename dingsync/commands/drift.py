@@ -54,8 +54,8 @@ def drift(
     """Look every managed record up on DingTalk and report drift; writes only observed status."""
     from dingsync.recovery import look_up_pending
     from dingsync.render import calls_text
-    from dingsync.render import drift_document
     from dingsync.render import drift_markdown
+    from dingsync.render import drift_run_document
     from dingsync.render import drift_text
     from dingsync.session import open_session
     from dingsync.workflow import refresh_and_judge
@@ -85,17 +85,12 @@ def drift(
         counts = dict(run.backend.call_counts)
     report = refreshed.report
     if fmt == "json":
-        doc = {
-            "format_version": 1,
-            "kind": "drift",
-            **drift_document(report),
-            "lookup": lookup,
-            "lookup_fell_back": refreshed.fell_back,
-            "unsettled": [redact(u) for u in unsettled],
-            "refused": refreshed.refusal,
-            "api_calls": {"total": sum(counts.values()), "by_api": counts},
-        }
-        out_json(doc)
+        unsettled_shown = [redact(u) for u in unsettled]
+        out_json(
+            drift_run_document(
+                report, lookup, refreshed.fell_back, unsettled_shown, refreshed.refusal, counts
+            )
+        )
     elif fmt == "markdown":
         out(drift_markdown(report))
     else:

@@ -12,6 +12,7 @@ from dingsync.options import file_options
 from dingsync.options import lock_timeout_option
 from dingsync.options import sandbox_state_option
 from dingsync.options import state_path_for
+from dingsync.render import document
 from dingsync.terminal import out
 from dingsync.terminal import out_json
 
@@ -32,7 +33,7 @@ def state_list(
 
     st = StateStore(state_path_for(task_file, state_path, sandbox)).load()
     if as_json:
-        out_json({"format_version": 1, "kind": "state-list", "addresses": sorted(st.records)})
+        out_json(document("state-list", addresses=sorted(st.records)))
     else:
         for address in sorted(st.records):
             out(address)
@@ -60,7 +61,7 @@ def state_show(
         raise DingsyncError(f"{address} is not in the state")
     data = record.to_dict()
     if as_json:
-        out_json({"format_version": 1, "kind": "state-show", "address": address, "record": data})
+        out_json(document("state-show", address=address, record=data))
     else:
         out(address)
         width = max(len(k) for k in data)
@@ -98,14 +99,7 @@ def state_rm(
     if record is None:
         raise DingsyncError(f"{address} is not in the state")
     if as_json:
-        out_json(
-            {
-                "format_version": 1,
-                "kind": "state-rm",
-                "address": address,
-                "record": record.to_dict(),
-            }
-        )
+        out_json(document("state-rm", address=address, record=record.to_dict()))
     else:
         out(f"Removed {address} (record {record.record_id}) from the state.")
     return ExitCode.OK
