@@ -13,6 +13,9 @@ from dataclasses import field
 
 from dingsync.emulator.directory import check_union_ids
 
+# How the per-API limit may count calls (see dingsync.emulator.limits).
+LIMITER_KINDS: tuple[str, ...] = ("bucket", "sliding")
+
 DEFAULT_APPKEY = "dingsync-sandbox-key"
 DEFAULT_APPSECRET = "dingsync-sandbox-secret"
 
@@ -43,6 +46,7 @@ class EmulatorConfig:
     users: Iterable[str] | None = None
     union_ids: Mapping[str, str] = field(default_factory=dict)
     qps: float | None = 20.0
+    limiter: str = "bucket"
     latency_ms: float = 0
     token_ttl: float = 7200
     fault_rate: float = 0.0
@@ -62,6 +66,9 @@ class EmulatorConfig:
             raise ValueError("at least one app (appkey -> appsecret) is needed")
         check_fault_settings(self.fault_rate, self.fault_kinds)
         check_rate_settings(self.qps, self.latency_ms)
+        if self.limiter not in LIMITER_KINDS:
+            known = ", ".join(LIMITER_KINDS)
+            raise ValueError(f"unknown limiter {self.limiter!r}; known: {known}")
         if not self.token_ttl > 0:
             raise ValueError(f"token_ttl must be positive, not {self.token_ttl!r}")
         if self.daily_limit < 0:

@@ -38,6 +38,7 @@ from dingsync.emulator.faults import gateway_page
 from dingsync.emulator.faults import global_limit_body
 from dingsync.emulator.faults import ip_block_body
 from dingsync.emulator.limits import RateLimiter
+from dingsync.emulator.limits import make_limiter
 from dingsync.emulator.store import Store
 from dingsync.emulator.todo_gateway import TODO_CALL_NAMES
 from dingsync.emulator.todo_gateway import V1_PREFIX
@@ -97,7 +98,7 @@ class Settings:
         return cls(
             apps=dict(config.apps),
             directory=directory_of(config.users, config.union_ids),
-            limiter=RateLimiter(config.qps),
+            limiter=make_limiter(config.limiter, config.qps),
             faults=FaultPlan(config.fault_rate, config.fault_kinds, config.seed),
             latency=config.latency_ms / 1000.0,
             token_ttl=config.token_ttl,

@@ -1,15 +1,24 @@
-"""The per-app, per-API call rate limit (dingtalk-api.md §7.3), as token buckets.
+"""The per-app, per-API call rate limit (dingtalk-api.md §7.3), two ways of counting.
 
-Both APIs share the buckets; the legacy side answers a refusal with the wrapped 90018, the
+``bucket`` (the default) is a token bucket: lenient to a client that paces itself at exactly
+the limit. ``sliding`` counts every call in the last second, as a strict server may: a call
+is refused when ``qps`` calls already arrived within the second before it, so arrival jitter
+alone can trip a client paced at exactly the limit.
+
+Both APIs share the limiter; the legacy side answers a refusal with the wrapped 90018, the
 v1.0 side with HTTP 403 ``Forbidden.AccessDenied.QpsLimitForAppkeyAndApi``.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 
+from dingsync.emulator.config import LIMITER_KINDS
 from dingsync.emulator.store import shanghai_time
 from dingsync.emulator.wire import Rejection
+
+WINDOW_SECONDS = 1.0
 
 # The message of a real throttling answer, in its own words (§7.3): the client may parse
 # the end time "限制将在 <time> 结束" to know how long to wait.
@@ -26,6 +35,8 @@ class RateLimiter:
     exactly the limit is never refused because of jitter at a window edge.
     """
 
+    kind = "bucket"
+
     def __init__(self, qps: float | None) -> None:
         self.qps = qps
         self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
@@ -35,7 +46,7 @@ class RateLimiter:
         self._buckets.clear()
 
     def take(self, app: str, api: str, now: float) -> None:
-        """Spend one call, or raise the wrapped 90018 answer when the bucket is empty."""
+        """Spend one call, or raise the wrapped 90018 answer when the limit is reached."""
         free_at = self.spend(app, api, now)
         if free_at is not None:
             detail = limit_detail("dingtalk.oapi." + api.replace("/", "."), self.qps, now, free_at)
@@ -54,6 +65,48 @@ class RateLimiter:
             return None
         self._buckets[(app, api)] = (tokens, now)
         return now + (1.0 - tokens) / self.qps
+
+
+class SlidingWindowLimiter(RateLimiter):
+    """Counts the calls of each (app, API) in the last second, refused ones included.
+
+    A call is refused when ``qps`` (at least one) calls arrived in ``(now - 1 s, now]``;
+    the refused call counts too, as DingTalk's words say: the total of requests.
+    """
+
+    kind = "sliding"
+
+    def __init__(self, qps: float | None) -> None:
+        super().__init__(qps)
+        self._arrivals: dict[tuple[str, str], deque[float]] = {}
+
+    def set_qps(self, qps: float | None) -> None:
+        super().set_qps(qps)
+        self._arrivals.clear()
+
+    def spend(self, app: str, api: str, now: float) -> float | None:
+        if not self.qps:
+            return None
+        limit = max(math.floor(self.qps), 1)
+        arrivals = self._arrivals.setdefault((app, api), deque())
+        while arrivals and arrivals[0] <= now - WINDOW_SECONDS:
+            arrivals.popleft()
+        allowed = len(arrivals) < limit
+        free_at = None if allowed else arrivals[len(arrivals) - limit] + WINDOW_SECONDS
+        arrivals.append(now)
+        # Bounded: only the newest ``limit`` arrivals decide any later answer.
+        while len(arrivals) > limit:
+            arrivals.popleft()
+        return free_at
+
+
+def make_limiter(kind: str, qps: float | None) -> RateLimiter:
+    """The limiter of kind ``bucket`` or ``sliding``."""
+    if kind == "sliding":
+        return SlidingWindowLimiter(qps)
+    if kind == "bucket":
+        return RateLimiter(qps)
+    raise ValueError(f"unknown limiter {kind!r}; known: {', '.join(LIMITER_KINDS)}")
 
 
 def limit_detail(api_name: str, qps: float | None, now: float, free_at: float) -> str:
