@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import ThreadPoolExecutor
@@ -85,20 +86,21 @@ class Applier:
 
     def apply(self, plan: Plan, result: ApplyResult | None = None) -> ApplyResult:
         result = result or ApplyResult()
-        self._pair_renames(plan)
-        changes = list(plan.changes)
-        self.reporter.started(len(changes), "apply")
-        pool = ThreadPoolExecutor(max_workers=self.parallelism)
+        followers = self._pair_renames(plan)
+        queue = _Queue(_interleaved(plan, followers), followers, self._stop)
+        self.reporter.started(len(plan.changes), "apply")
+        workers = min(self.parallelism, max(1, len(plan.changes)))
+        pool = ThreadPoolExecutor(max_workers=workers)
         try:
             futures: list[Future[None]] = [
-                pool.submit(self._run_guarded, change, result) for change in changes
+                pool.submit(self._work, queue, result) for _ in range(workers)
             ]
             for future in futures:
                 future.result()  # a worker never raises by design: if one does, it is a bug
         except BaseException:
             # Ctrl-C or a bug: start nothing new, and let the calls in flight finish and
             # be recorded before the state is saved and the lock released.
-            self._stop.set()
+            queue.halt()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         finally:
@@ -106,16 +108,30 @@ class Applier:
             self.reporter.finished("apply")
         return result
 
-    def _pair_renames(self, plan: Plan) -> None:
+    def _work(self, queue: _Queue, result: ApplyResult) -> None:
+        """One worker: carry out changes in the queue's order until none is left."""
+        while (change := queue.next()) is not None:
+            try:
+                self._run_one(change, result)
+            finally:
+                if isinstance(change, Create):
+                    finished = self._finished.get(change.address)
+                    if finished is not None:
+                        finished.set()
+                    queue.finished(change.address)
+
+    def _pair_renames(self, plan: Plan) -> dict[str, list[Complete]]:
         """Pair each removed to-do with a create of the same userid, title and form.
 
         That is a renamed task key: the old to-do must stay open until the new one exists
         (DingTalk refuses the new one the same day, 854001, while the old one is open).
+        Returns the completions that wait, by the address of the create they wait for.
         """
         creates = {
             (c.desired.userid, c.desired.content.title, c.desired.content.form): c.address
             for c in plan.creates
         }
+        followers: dict[str, list[Complete]] = {}
         for complete in plan.completes:
             if complete.reason != "removed":
                 continue
@@ -124,14 +140,8 @@ class Applier:
             if successor is not None:
                 self._successor[current.record_id] = successor
                 self._finished.setdefault(successor, threading.Event())
-
-    def _run_guarded(self, change: Change, result: ApplyResult) -> None:
-        try:
-            self._run_one(change, result)
-        finally:
-            finished = self._finished.get(change.address)
-            if finished is not None and isinstance(change, Create):
-                finished.set()
+                followers.setdefault(successor, []).append(complete)
+        return followers
 
     def _held_back(self, change: Change) -> str | None:
         """Why a completion must not run: the to-do that takes over from it failed."""
@@ -140,7 +150,7 @@ class Applier:
         successor = self._successor.get(change.current.record_id)
         if successor is None:
             return None
-        # Creates are queued before completions, so this one has already started.
+        # Queued only once its create has finished (``_Queue``): this never waits.
         self._finished[successor].wait()
         if successor in self._created:
             return None
@@ -343,3 +353,71 @@ class Applier:
             f"'{self.namespace}'. Adopt it with 'dingsync import {pending.address} "
             "RECORD_ID', or give this task file its own namespace"
         ) from None
+
+
+def _interleaved(plan: Plan, followers: dict[str, list[Complete]]) -> list[Change]:
+    """The plan's changes in the order they start, without the completions that wait.
+
+    Each API has its own rate limit, so a plan is as fast as its busiest API allows only
+    when the two are fed side by side: creates and replaces (workrecord/add first) are
+    spread evenly among the completions (workrecord/update), each stream in plan order.
+    """
+    waiting = {id(c) for group in followers.values() for c in group}
+    adds: list[Change] = [*plan.creates, *plan.replaces]
+    updates: list[Change] = [c for c in plan.completes if id(c) not in waiting]
+    if not adds or not updates:
+        return [*adds, *updates]
+    # Item i of a stream of n sits at (i + 0.5) / n of the run; a stable sort merges them.
+    spread = [((i + 0.5) / len(adds), 0, c) for i, c in enumerate(adds)]
+    spread += [((j + 0.5) / len(updates), 1, c) for j, c in enumerate(updates)]
+    spread.sort(key=lambda item: (item[0], item[1]))
+    return [change for _, _, change in spread]
+
+
+class _Queue:
+    """The changes still to start, shared by the workers.
+
+    A completion paired with a create (a renamed key) joins the queue, at its head, only
+    when that create has finished: it never occupies a worker while it waits, and it is
+    not held back behind the rest of the plan either.
+    """
+
+    def __init__(
+        self, order: list[Change], followers: dict[str, list[Complete]], stop: threading.Event
+    ) -> None:
+        self._order: deque[Change] = deque(order)
+        self._ready: deque[Change] = deque()
+        self._followers = {address: list(group) for address, group in followers.items()}
+        self._waiting = sum(len(group) for group in followers.values())
+        self._stop = stop
+        self._changed = threading.Condition()
+
+    def next(self) -> Change | None:
+        """The next change to start, or None when none is left (or the run stops).
+
+        Waits only while nothing is ready and a running create still has a completion to
+        release; that create finishes in another worker, so the wait always ends.
+        """
+        with self._changed:
+            while not self._stop.is_set():
+                if self._ready:
+                    return self._ready.popleft()
+                if self._order:
+                    return self._order.popleft()
+                if not self._waiting:
+                    return None
+                self._changed.wait()
+            return None
+
+    def finished(self, address: str) -> None:
+        """A create finished (or failed, or was not started): release its completions."""
+        with self._changed:
+            group = self._followers.pop(address, [])
+            self._ready.extend(group)
+            self._waiting -= len(group)
+            self._changed.notify_all()
+
+    def halt(self) -> None:
+        self._stop.set()
+        with self._changed:
+            self._changed.notify_all()

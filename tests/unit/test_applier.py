@@ -15,6 +15,7 @@ from dingsync.ledger import Ledger
 from dingsync.planner import make_plan
 from dingsync.reporter import Reporter
 from dingsync.state import StateStore
+from tests.unit.test_planner import content
 from tests.unit.test_planner import desired
 from tests.unit.test_planner import tasks
 
@@ -150,3 +151,89 @@ def test_a_lost_create_whose_lookup_failed_says_it_may_have_landed(tmp_path):
     message = result.failed["t0@alice01"]
     assert "may have reached DingTalk" in message and "stays pending" in message
     assert "t0@alice01" in ledger.state.pending
+
+
+class TimedBackend(FakeBackend):
+    """Logs when each call starts and ends; a create takes ``create_s`` seconds."""
+
+    def __init__(self, create_s: float = 0.0) -> None:
+        super().__init__()
+        self.create_s = create_s
+        self.log: list[tuple[str, str, float]] = []  # (event, record or biz_id, time)
+        self.titles: dict[str, str] = {}
+
+    def _note(self, event: str, what: str) -> None:
+        with self._lock:
+            self.log.append((event, what, time.monotonic()))
+
+    def create(self, userid, content, biz_id, create_time_ms):
+        self._note("create-start", content.title)
+        time.sleep(self.create_s)
+        record_id = super().create(userid, content, biz_id, create_time_ms)
+        self._note("create-end", content.title)
+        return record_id
+
+    def complete(self, userid, record_id):
+        self._note("complete-start", record_id)
+        return True
+
+
+def applied(tmp_path, backend, first, second, parallelism):
+    """Apply ``first`` with a plain backend, then ``second`` with ``backend``."""
+    store = StateStore(tmp_path / "s.json")
+    ledger = Ledger(store.load(), store)
+    Applier(ledger, FakeBackend(), Reporter()).apply(make_plan(tasks(*first), ledger.state))
+    old = {r.content.title: r.record_id for r in ledger.state.records.values()}
+    plan = make_plan(tasks(*second), ledger.state)
+    result = Applier(ledger, backend, Reporter(), parallelism=parallelism).apply(plan)
+    return plan, result, old
+
+
+def at(backend, event, what):
+    return next(t for e, w, t in backend.log if e == event and w == what)
+
+
+@pytest.mark.parametrize("parallelism", [1, 2, 8])
+def test_a_renamed_keys_completion_never_starts_before_its_create_finished(tmp_path, parallelism):
+    titles = [f"待办 {n}" for n in range(6)]
+    first = [desired(key=f"old{n}", content=content(t)) for n, t in enumerate(titles)]
+    # New keys, same userid, title and form: renames; plus unrelated creates around them.
+    second = [desired(key=f"new{n}", content=content(t)) for n, t in enumerate(titles)]
+    second += [desired(key=f"extra{n}", content=content(f"其他 {n}")) for n in range(6)]
+    backend = TimedBackend(create_s=0.02)
+    plan, result, old = applied(tmp_path, backend, first, second, parallelism)
+    assert len(plan.completes) == 6 and result.ok
+    for title in titles:
+        assert at(backend, "complete-start", old[title]) >= at(backend, "create-end", title)
+
+
+def test_a_completion_waits_for_its_create_and_nothing_else(tmp_path):
+    # One worker: the paired completion runs right after its create, not after the rest.
+    first = [desired(key="old", content=content("改名的待办"))]
+    second = [desired(key="new", content=content("改名的待办"))]
+    second += [desired(key=f"extra{n}", content=content(f"其他 {n}")) for n in range(5)]
+    backend = TimedBackend()
+    _, result, old = applied(tmp_path, backend, first, second, parallelism=1)
+    assert result.ok
+    events = [(e, w) for e, w, _ in backend.log if e != "create-end"]
+    renamed = events.index(("create-start", "改名的待办"))
+    assert events[renamed + 1] == ("complete-start", old["改名的待办"])
+
+
+def test_a_failed_create_keeps_its_paired_completion_back(tmp_path):
+    first = [desired(key="old", content=content("改名的待办"))]
+    second = [desired(key="new", content=content("改名的待办"))]
+    backend = FakeBackend(fail_on={1: TransportError("refused", maybe_committed=False)})
+    plan, result, _ = applied(tmp_path, backend, first, second, parallelism=4)
+    assert list(result.skipped) == [plan.completes[0].address]
+
+
+def test_unrelated_completions_run_side_by_side_with_the_creates(tmp_path):
+    first = [desired(key=f"old{n}", content=content(f"旧 {n}")) for n in range(6)]
+    second = [desired(key=f"new{n}", content=content(f"新 {n}")) for n in range(6)]
+    backend = TimedBackend()
+    plan, result, _ = applied(tmp_path, backend, first, second, parallelism=1)
+    assert len(plan.creates) == len(plan.completes) == 6 and result.ok
+    # One worker takes the changes in queue order: the two APIs alternate.
+    kinds = [e for e, _, _ in backend.log if e != "create-end"]
+    assert kinds == ["create-start", "complete-start"] * 6
