@@ -5,9 +5,12 @@ errcode 90018 (dingtalk-api.md §7.3). Its window is one second, so the limiter 
 grants for one API at least ``1 / rate`` seconds apart: then no half-open one-second window
 ever holds more than ``rate`` grants, whatever the server's window alignment or bucket size.
 
-The rate adapts in the usual additive-increase / multiplicative-decrease way: a rate-limit
-answer halves it (down to a floor) and pauses that API briefly, and every quiet period
-without such an answer gives some of the rate back, up to the configured maximum.
+Every rate-limit answer pauses that API until the window it names is over. The rate itself
+adapts in the usual additive-increase / multiplicative-decrease way, but only to limiting
+that goes on: a stray answer after a calm spell (a server counting a sliding window can
+refuse a client paced at exactly the limit when two calls arrive a little closer than they
+were sent) costs the pause and nothing more, while answers that keep coming halve the rate
+(down to a floor), and every quiet period gives some of it back, up to the maximum.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ class _Schedule:
     rate: float  # grants per second now
     next_free: float = -math.inf  # earliest moment the next grant may happen
     paused_until: float = -math.inf  # set by a rate-limit answer
-    last_decrease: float = -math.inf  # when the rate was last halved
+    last_episode: float = -math.inf  # first answer of the latest burst of answers
     quiet_since: float = -math.inf  # last rate-limit answer (or last recovery step)
 
 
@@ -45,9 +48,10 @@ class RateLimiter:
         max_qps: float | None = 20.0,
         *,
         min_qps: float = 1.0,
-        quiet_period: float = 2.0,
+        quiet_period: float = 1.0,
         recovery_step: float | None = None,
         decrease_cooldown: float = 1.0,
+        calm_period: float = 5.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
     ) -> None:
@@ -58,8 +62,11 @@ class RateLimiter:
         self._quiet = quiet_period
         # Climb from the floor back to the maximum in about ten quiet periods.
         self._step = recovery_step if recovery_step is not None else max(self._max / 10, 0.5)
-        # Many workers tend to be refused in the same burst; one halving per window is enough.
+        # Many workers tend to be refused in the same burst: answers within the cooldown of
+        # the burst's first are one episode, and an episode halves the rate once at most.
         self._cooldown = decrease_cooldown
+        # An episode halves the rate only when the one before it began less than this ago.
+        self._calm = calm_period
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -100,16 +107,19 @@ class RateLimiter:
         return max(wait, 0.0)
 
     def penalize(self, api: str, pause: float = 1.0) -> None:
-        """Record a rate-limit answer for ``api``: halve its rate and pause it ``pause`` s."""
+        """Record a rate-limit answer for ``api``: pause it ``pause`` s, and halve its rate
+        when the limiting goes on (an earlier episode less than ``calm_period`` ago)."""
         if self.unlimited:
             return
         with self._lock:
             now = self._clock()
             schedule = self._schedule(api)
             schedule.paused_until = max(schedule.paused_until, now + pause)
-            if now - schedule.last_decrease >= self._cooldown:
-                schedule.rate = max(self._floor, schedule.rate / 2)
-                schedule.last_decrease = now
+            since = now - schedule.last_episode
+            if since >= self._cooldown:
+                if since < self._calm:
+                    schedule.rate = max(self._floor, schedule.rate / 2)
+                schedule.last_episode = now
             schedule.quiet_since = now
 
     def _schedule(self, api: str) -> _Schedule:

@@ -103,10 +103,39 @@ def test_threads_get_distinct_spaced_slots() -> None:
     assert max_in_any_window(slots) <= 20
 
 
-def test_rate_limit_answer_halves_the_rate_and_pauses() -> None:
-    limiter, clock = make(20.0, quiet_period=100.0)
+def limited(limiter: RateLimiter, clock: FakeClock, api: str = "a") -> None:
+    """Two episodes of rate-limit answers, two seconds apart: limiting that goes on."""
+    limiter.penalize(api)
+    clock.advance(2.0)
+    limiter.penalize(api)
+
+
+def test_a_stray_answer_pauses_one_window_and_keeps_the_rate() -> None:
+    limiter, clock = make(20.0)
     limiter.acquire("a")
     limiter.penalize("a", pause=1.0)
+    assert limiter.rate("a") == 20.0
+    start = clock()
+    limiter.acquire("a")
+    assert clock() - start == pytest.approx(1.0)
+    # Straight back at the maximum: 20 grants in the next second.
+    times = grant_times(limiter, clock, 40)
+    assert times[-1] - times[0] == pytest.approx(39 / 20)
+
+
+def test_a_stray_answer_costs_one_window_of_a_short_run() -> None:
+    # 300 grants at 50/s take 6 s; one answer a third of the way in adds its pause only.
+    limiter, clock = make(50.0)
+    start = clock()
+    grant_times(limiter, clock, 100)
+    limiter.penalize("a", pause=1.0)
+    grant_times(limiter, clock, 200)
+    assert clock() - start == pytest.approx(299 / 50 + 1.0, abs=0.05)
+
+
+def test_answers_that_keep_coming_halve_the_rate_and_pause() -> None:
+    limiter, clock = make(20.0, quiet_period=100.0)
+    limited(limiter, clock)
     assert limiter.rate("a") == 10.0
     start = clock()
     limiter.acquire("a")
@@ -115,8 +144,21 @@ def test_rate_limit_answer_halves_the_rate_and_pauses() -> None:
     assert max_in_any_window(times) <= 10
 
 
-def test_a_burst_of_refusals_halves_only_once_per_cooldown() -> None:
-    limiter, clock = make(20.0, decrease_cooldown=1.0)
+def test_answers_after_a_calm_spell_are_stray_again() -> None:
+    limiter, clock = make(20.0, calm_period=5.0, quiet_period=100.0)
+    limiter.penalize("a")
+    clock.advance(6.0)
+    limiter.penalize("a")
+    assert limiter.rate("a") == 20.0
+    clock.advance(4.0)
+    limiter.penalize("a")
+    assert limiter.rate("a") == 10.0
+
+
+def test_a_burst_of_refusals_is_one_episode() -> None:
+    limiter, clock = make(20.0, decrease_cooldown=1.0, quiet_period=100.0)
+    limiter.penalize("a")
+    clock.advance(2.0)
     for _ in range(15):  # fifteen workers refused in the same instant
         limiter.penalize("a")
     assert limiter.rate("a") == 10.0
@@ -126,7 +168,7 @@ def test_a_burst_of_refusals_halves_only_once_per_cooldown() -> None:
 
 
 def test_rate_never_drops_below_the_floor() -> None:
-    limiter, clock = make(20.0, min_qps=1.0)
+    limiter, clock = make(20.0, min_qps=1.0, quiet_period=100.0)
     for _ in range(20):
         limiter.penalize("a")
         clock.advance(1.5)
@@ -135,7 +177,7 @@ def test_rate_never_drops_below_the_floor() -> None:
 
 def test_rate_recovers_additively_after_quiet_periods() -> None:
     limiter, clock = make(20.0, quiet_period=2.0, recovery_step=2.0)
-    limiter.penalize("a")
+    limited(limiter, clock)
     assert limiter.rate("a") == 10.0
     clock.advance(1.9)
     assert limiter.rate("a") == 10.0  # not quiet long enough yet
@@ -147,9 +189,21 @@ def test_rate_recovers_additively_after_quiet_periods() -> None:
     assert limiter.rate("a") == 20.0  # capped at the maximum
 
 
+def test_the_default_recovery_is_back_at_the_maximum_within_seconds() -> None:
+    limiter, clock = make(20.0)
+    limited(limiter, clock)
+    assert limiter.rate("a") == 10.0
+    clock.advance(5.0)
+    assert limiter.rate("a") == 20.0
+
+
 def test_a_new_refusal_restarts_the_quiet_period() -> None:
-    limiter, clock = make(20.0, quiet_period=2.0, recovery_step=2.0, decrease_cooldown=10.0)
+    limiter, clock = make(
+        20.0, quiet_period=2.0, recovery_step=2.0, decrease_cooldown=10.0, calm_period=20.0
+    )
     limiter.penalize("a")
+    clock.advance(10.0)
+    limiter.penalize("a")  # the second episode, within the calm period: halved
     clock.advance(1.5)
     limiter.penalize("a")  # within the cooldown: no second halving, but not quiet either
     clock.advance(1.5)
@@ -159,8 +213,8 @@ def test_a_new_refusal_restarts_the_quiet_period() -> None:
 
 
 def test_other_apis_keep_their_rate() -> None:
-    limiter, clock = make(20.0)
-    limiter.penalize("workrecord/add")
+    limiter, clock = make(20.0, quiet_period=100.0)
+    limited(limiter, clock, "workrecord/add")
     assert limiter.rate("workrecord/add") == 10.0
     assert limiter.rate("workrecord/getbyuserid") == 20.0
     assert limiter.acquire("workrecord/getbyuserid") == 0.0
