@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import TypeVar
 
@@ -28,6 +29,9 @@ from dingsync.errors import ApiError
 from dingsync.errors import DingsyncError
 from dingsync.errors import DuplicateError
 from dingsync.errors import InvalidUserError
+from dingsync.errors import RateLimitError
+from dingsync.errors import TransientApiError
+from dingsync.errors import TransportError
 from dingsync.ledger import Ledger
 from dingsync.ledger import utc_now
 from dingsync.model import Content
@@ -39,6 +43,13 @@ from dingsync.model import Status
 from dingsync.reporter import Reporter
 
 STATUSES: tuple[Status, ...] = ("open", "done")
+
+# Readings of one list, each after the client's own retries, before a look-up gives up: a
+# run under heavy faults then still finds what it looks for (issue 12 target).
+LIST_ROUNDS = 3
+
+# Failures after which another try may succeed: nothing was learnt from the call.
+_UNSETTLED = (TransportError, TransientApiError, RateLimitError)
 
 
 class KeyTakenError(DingsyncError):
@@ -79,7 +90,7 @@ def search_lists(
     for status in statuses:
         if not left:
             break
-        for remote in backend.list_records(userid, status):
+        for remote in listing(backend, userid, status):
             if remote.record_id in known_ids:
                 continue
             for key, item in list(left.items()):
@@ -90,6 +101,24 @@ def search_lists(
             if not left:
                 break
     return found
+
+
+def listing(backend: Backend, userid: str, status: Status) -> Iterator[RemoteRecord]:
+    """The user's list, read again from its start where a page fails in transit.
+
+    Reading is always safe to repeat; the records already yielded are not yielded again.
+    """
+    seen = 0
+    for round_ in range(1, LIST_ROUNDS + 1):
+        try:
+            for n, remote in enumerate(backend.list_records(userid, status)):
+                if n >= seen:
+                    seen += 1
+                    yield remote
+            return
+        except _UNSETTLED as exc:
+            if exc.fatal or round_ >= LIST_ROUNDS:
+                raise
 
 
 def find_remote(
@@ -204,13 +233,33 @@ def adopted_record(desired: DesiredRecord, remote: RemoteRecord, ledger: Ledger)
     )
 
 
+# Rounds of look-up and resend for one create whose answer was lost, inside one run. Each
+# round is safe (the resend carries the same biz_id); several rounds let a run settle its
+# creates under heavy faults instead of leaving them to the next run (issue 12 target).
+SETTLE_ROUNDS = 6
+
+
 def settle(
-    ledger: Ledger, backend: Backend, pending: PendingCreate
+    ledger: Ledger, backend: Backend, pending: PendingCreate, rounds: int = SETTLE_ROUNDS
 ) -> tuple[StateRecord, StateRecord | None]:
     """Settle one interrupted create inside an approved apply: adopt it, or send it again.
 
-    Raises when it stays unsettled (the pending entry is kept for the next run).
+    A round whose look-up or resend fails in transit (or is answered busy) is followed by
+    another, up to ``rounds``. Raises when it stays unsettled (the pending entry is kept for
+    the next run).
     """
+    for round_ in range(1, rounds + 1):
+        try:
+            return _settle_once(ledger, backend, pending)
+        except _UNSETTLED as exc:
+            if exc.fatal or round_ >= rounds or pending.address not in ledger.state.pending:
+                raise
+    raise AssertionError("unreachable: the last round returns or raises")
+
+
+def _settle_once(
+    ledger: Ledger, backend: Backend, pending: PendingCreate
+) -> tuple[StateRecord, StateRecord | None]:
     known_ids = ledger.known_record_ids()
     remote = find_remote(backend, [pending], known_ids).get(pending.address)
     if remote is not None:
@@ -229,6 +278,10 @@ def settle(
                 "the record is in neither of the user's lists; left pending"
             ) from None
         return adopt(ledger, pending, remote)
+    except (TransientApiError, RateLimitError):
+        # Busy or throttled: this resend was not applied, but an earlier attempt may have
+        # been, so the create stays pending.
+        raise
     except ApiError as exc:
         # A definite refusal: nothing exists remotely for this intent.
         if not exc.fatal:
