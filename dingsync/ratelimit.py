@@ -2,8 +2,9 @@
 
 DingTalk meters each app at 20 calls per second *per API* and answers the excess with
 errcode 90018 (dingtalk-api.md §7.3). Its window is one second, so the limiter spaces the
-grants for one API at least ``1 / rate`` seconds apart: then no half-open one-second window
-ever holds more than ``rate`` grants, whatever the server's window alignment or bucket size.
+grants for one API at least ``1 / rate`` seconds apart (and a small guard more): then no
+half-open one-second window ever holds more than ``rate`` grants, whatever the server's
+window alignment or bucket size, even when calls arrive with a little jitter.
 
 Every rate-limit answer pauses that API until the window it names is over. The rate itself
 adapts in the usual additive-increase / multiplicative-decrease way, but only to limiting
@@ -52,6 +53,7 @@ class RateLimiter:
         recovery_step: float | None = None,
         decrease_cooldown: float = 1.0,
         calm_period: float = 5.0,
+        window_guard: float = 0.02,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
     ) -> None:
@@ -65,6 +67,11 @@ class RateLimiter:
         # Many workers tend to be refused in the same burst: answers within the cooldown of
         # the burst's first are one episode, and an episode halves the rate once at most.
         self._cooldown = decrease_cooldown
+        # Grants are spaced (1 + guard) / rate apart, so that ``rate`` grants span a second
+        # and ``guard`` more: a server counting a sliding one-second window then refuses none
+        # though calls arrive up to ``guard`` s closer together than they left (issue 12
+        # target: the sliding-window rows at the limit).
+        self._guard = max(0.0, window_guard)
         # An episode halves the rate only when the one before it began less than this ago.
         self._calm = calm_period
         self._clock = clock
@@ -100,7 +107,7 @@ class RateLimiter:
             # Reserve a slot under the lock, wait for it outside: threads queue up in order
             # without holding the lock while they sleep.
             start = max(now, schedule.next_free, schedule.paused_until)
-            schedule.next_free = start + 1.0 / schedule.rate
+            schedule.next_free = start + (1.0 + self._guard) / schedule.rate
         wait = start - now
         if wait > 0:
             self._sleep(wait)

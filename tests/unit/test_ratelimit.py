@@ -31,7 +31,10 @@ class FakeClock:
 
 
 def make(max_qps: float | None = 20.0, **kwargs: float) -> tuple[RateLimiter, FakeClock]:
+    """A limiter on a fake clock; without a window guard unless one is asked for, so that
+    the spacing is exactly ``1 / rate``."""
     clock = FakeClock()
+    kwargs.setdefault("window_guard", 0.0)
     return RateLimiter(max_qps, clock=clock, sleep=clock.sleep, **kwargs), clock
 
 
@@ -81,7 +84,7 @@ def test_threads_get_distinct_spaced_slots() -> None:
     # The clock stands still and sleeping does not move it: every thread's slot is
     # "now + wait", so the slots show what the limiter handed out under contention.
     clock = FakeClock()
-    limiter = RateLimiter(20.0, clock=clock, sleep=lambda _s: None)
+    limiter = RateLimiter(20.0, clock=clock, sleep=lambda _s: None, window_guard=0.0)
     slots: list[float] = []
     lock = threading.Lock()
 
@@ -101,6 +104,14 @@ def test_threads_get_distinct_spaced_slots() -> None:
     gaps = [b - a for a, b in itertools.pairwise(ordered)]
     assert min(gaps) == pytest.approx(0.05)
     assert max_in_any_window(slots) <= 20
+
+
+def test_the_guard_leaves_room_for_arrival_jitter_in_every_window() -> None:
+    limiter, clock = make(20.0, window_guard=0.02)
+    times = grant_times(limiter, clock, 100)
+    # Any 20 grants in a row span a second and the guard: jitter under 20 ms is absorbed.
+    assert min(times[n + 20] - times[n] for n in range(80)) == pytest.approx(1.02)
+    assert RateLimiter(20.0).acquire("a") == 0.0  # the guard is on by default
 
 
 def limited(limiter: RateLimiter, clock: FakeClock, api: str = "a") -> None:
