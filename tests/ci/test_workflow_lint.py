@@ -23,6 +23,9 @@ def run(*command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="zizmor needs Python 3.11; the newer runs check this"
+)
 def test_zizmor_finds_nothing():
     result = run(
         str(BIN / "zizmor"),
