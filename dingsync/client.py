@@ -4,7 +4,7 @@ It implements ``dingsync.backend.Backend`` over the legacy ``topapi/workrecord``
 hides every quirk of that API from the rest of the program: the access token and its
 refresh, the error envelope with its ``errcode 88`` wrapper, retries with backoff, the
 per-API rate limit and the pagination of ``getbyuserid``. Section numbers (§) refer to
-``dingtalk-api.md``.
+``docs/dingtalk-workrecord.md``.
 
 Secrets never leave this module: the app secret, the app key and the access token are
 redacted from every log line and exception text, and ``repr`` shows only the endpoint.
@@ -74,15 +74,15 @@ LIST = "workrecord/getbyuserid"
 GET = "workrecord/get"
 API_NAMES = (GETTOKEN, ADD, UPDATE, LIST, GET)
 
-PAGE_SIZE = 50  # the largest page getbyuserid allows (§5)
+PAGE_SIZE = 50  # the largest page getbyuserid allows (§5.1)
 
-# §7.2: reasons cured by a fresh token (once), and gettoken's answers to bad credentials.
+# §7.5: reasons cured by a fresh token (once); §1.4: gettoken's answers to bad credentials.
 _AUTH_REASONS = frozenset({"40014", "42001", "40001", "40000", "41001"})
 _CREDENTIAL_REASONS = frozenset({"40096", "40089", "40035", "40001"})
-# §7.3: per-app, global, per-corp and per-appkey frequency limits; all worth waiting out.
+# §8.1–§8.3: per-app, global, per-corp and per-appkey frequency limits; all worth waiting out.
 _RATE_LIMIT_REASONS = frozenset({"90018", "90002", "90005", "90006"})
 _BUSY = "-1"
-_BUSY_RETRIES = 3  # "retry once later, at most 3 times" (§7.2)
+_BUSY_RETRIES = 3  # on -1, DingTalk advises retrying at most 3 times (§7.5)
 
 _ERROR_CLASSES: dict[str, type[ApiError]] = {
     "33012": InvalidUserError,
@@ -90,7 +90,7 @@ _ERROR_CLASSES: dict[str, type[ApiError]] = {
     "400002": InvalidParameterError,
     "40068": InvalidParameterError,
     "40069": InvalidParameterError,
-    # The add doc names both 854001 and 400001 for a duplicate (§3).
+    # The add doc names both 854001 and 400001 for a duplicate (§3.9).
     "854001": DuplicateError,
     "400001": DuplicateError,
     "854002": DailyLimitError,
@@ -106,12 +106,12 @@ _ERROR_CLASSES: dict[str, type[ApiError]] = {
     **dict.fromkeys(_AUTH_REASONS, AuthError),
 }
 
-# "…, 限制将在 2026-09-03 00:01:03 结束." (older replies: "处罚将在 … 结束"), Beijing time (§7.3).
+# "…, 限制将在 2026-09-03 00:01:03 结束." (older replies: "处罚将在 … 结束"), Beijing time (§8.2).
 _LIMIT_END = re.compile(r"(?:限制|处罚)将在\s*(\d{4}-\d{2}-\d{2}\s+\d{2}:\d{2}:\d{2})\s*结束")
 _BEIJING = timezone(timedelta(hours=8))
-RATE_LIMIT_MIN_WAIT = 1.0  # the limit window is one second: "sleep 1 s and go on" (§7.3)
+RATE_LIMIT_MIN_WAIT = 1.0  # the limit window is one second; DingTalk advises waiting 1 s (§8.1)
 RATE_LIMIT_MAX_WAIT = 60.0  # the longest documented window (per minute, 90005/90006)
-IP_BLOCK_SECONDS = 300.0  # an IP block lasts five minutes (§7.3)
+IP_BLOCK_SECONDS = 300.0  # an IP block lasts five minutes (§8.4)
 
 _STATUS_CODES: dict[Status, int] = {"open": 0, "done": 1}
 
@@ -166,7 +166,7 @@ def _is_loopback(host: str) -> bool:
 def rate_limit_wait(message: str, now: datetime) -> float:
     """Seconds to wait after a rate-limit answer whose text is ``message``.
 
-    DingTalk names the end of the penalty in Beijing time (§7.3); without it, or when it is
+    DingTalk names the end of the penalty in Beijing time (§8.2); without it, or when it is
     already past, wait the one-second window. Capped so a skewed clock cannot stall a run.
     """
     match = _LIMIT_END.search(message)
@@ -179,7 +179,7 @@ def rate_limit_wait(message: str, now: datetime) -> float:
 
 
 def _truthy(value: object) -> bool:
-    """DingTalk booleans may arrive as JSON booleans or as strings (§2)."""
+    """DingTalk booleans may arrive as JSON booleans or as strings (§2.3)."""
     if isinstance(value, str):
         return value.strip().lower() == "true"
     return bool(value)
@@ -267,7 +267,7 @@ class DingTalkClient:
     # -- Backend ---------------------------------------------------------------------------
 
     def create(self, userid: str, content: Content, biz_id: str, create_time_ms: int) -> str:
-        """``workrecord/add`` (§3). Never re-sent once it may have reached DingTalk."""
+        """``workrecord/add`` (§3). Never re-sent once it may have reached DingTalk (§7.7)."""
         body = _add_body(userid, content, biz_id, create_time_ms)
         payload = self._topapi(ADD, body, resend_safe=False)
         record_id = payload.get("record_id")
@@ -278,12 +278,12 @@ class DingTalkClient:
         return record_id
 
     def complete(self, userid: str, record_id: str) -> bool:
-        """``workrecord/update`` (§4): idempotent, so retried like a read."""
+        """``workrecord/update`` (§4): idempotent (§4.2), so retried like a read."""
         payload = self._topapi(UPDATE, {"userid": userid, "record_id": record_id})
         return _truthy(payload.get("result"))
 
     def list_records(self, userid: str, status: Status) -> Iterator[RemoteRecord]:
-        """``workrecord/getbyuserid`` (§5), one page of 50 per call, fetched on demand."""
+        """``workrecord/getbyuserid`` (§5.1), one page of 50 per call, fetched on demand."""
         offset = 0
         while True:
             body = {
@@ -301,12 +301,13 @@ class DingTalkClient:
             # An empty page that claims more would loop forever; trust the emptiness.
             if not items or not _truthy(page.get("has_more")):
                 return
-            offset += PAGE_SIZE  # "next offset = previous offset + limit" (§5)
+            offset += PAGE_SIZE  # next offset = offset + limit (§5.1)
 
     def get_record(self, userid: str, record_id: str) -> RemoteRecord | None:
         """``workrecord/get``: not a DingTalk API (§6); some gateways and the emulator serve it.
 
-        Raises ``UnknownMethodError`` (errcode 22) where it does not exist.
+        Raises ``UnknownMethodError`` (errcode 22) where it does not exist; the caller then
+        falls back to the list (§6.3).
         """
         payload = self._topapi(GET, {"userid": userid, "record_id": record_id})
         item = payload.get("record")
@@ -350,7 +351,7 @@ class DingTalkClient:
             ttl = float(payload.get("expires_in", 7200))
         except (TypeError, ValueError):
             ttl = 7200.0
-        # Refresh early: 5 minutes before expiry, or 10% of a short lifetime (§11).
+        # Refresh early: 5 minutes before expiry, or 10% of a short lifetime (§1.6).
         margin = min(300.0, ttl * 0.1)
         return _Token(value=value, refresh_at=started + ttl - margin)
 
@@ -366,7 +367,7 @@ class DingTalkClient:
             return self._call(api, "POST", path, {"access_token": token}, body, resend_safe)
         except AuthError:
             # 40014/42001/40001/40000: the token was refused, so the request was not applied
-            # and may be sent again whatever it is (§7.2).
+            # and may be sent again whatever it is (§1.6).
             self._drop_token(token)
         token = self._current_token()
         try:
@@ -424,7 +425,7 @@ class DingTalkClient:
                 f"{api}: not sent, DingTalk blocked this IP a moment ago (wait about 5 minutes, "
                 "then run again)"
             )
-        if api != GETTOKEN:  # gettoken is not metered per API like the others (§1.1)
+        if api != GETTOKEN:  # gettoken is not metered per API like the others (§1.5)
             self._limiter.acquire(api)
         started = time.monotonic()
         try:
@@ -442,7 +443,7 @@ class DingTalkClient:
     def _send(self, method: str, url: str, body: Mapping[str, Any] | None) -> requests.Response:
         if body is None:
             return self._session.request(method, url, timeout=self._timeout)
-        # JSON body in UTF-8, as the official SDKs send it (§2, §9.2).
+        # JSON body in UTF-8, as the official SDKs send it (§2.2).
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         headers = {"Content-Type": "application/json;charset=UTF-8"}
         return self._session.request(method, url, data=data, headers=headers, timeout=self._timeout)
@@ -494,7 +495,7 @@ class DingTalkClient:
         payload: dict[str, Any],
         body: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
-        """Apply the success test of §11 and map failures to errors or retries (§7.2)."""
+        """Apply the success test of §7.1 and map failures to errors or retries (§7.5)."""
         try:
             errcode = int(payload["errcode"])
         except (TypeError, ValueError):
@@ -503,7 +504,7 @@ class DingTalkClient:
                 maybe_committed=True,
             ) from None
         if errcode == 0:
-            if status != 200:  # success needs both (§11); a proxy may have answered
+            if status != 200:  # success needs both (§7.1); a proxy may have answered
                 # ...but the request did get through, and may have been applied.
                 raise TransportError(
                     f"{api}: HTTP {status} with errcode 0 [{shown}]", maybe_committed=True
@@ -534,7 +535,7 @@ class DingTalkClient:
     ) -> ApiError:
         cls = _ERROR_CLASSES.get(reason, ApiError)
         if reason == "400002" and api == ADD and body is not None and _fields_filled(body):
-            # The add doc also uses 400002 for the daily cap (§3); with every field
+            # The add doc also uses 400002 for the daily cap (§3.9); with every field
             # filled in, an empty field cannot be what DingTalk means.
             cls = DailyLimitError
         text = self._scrub(_message(payload))
@@ -572,7 +573,7 @@ class DingTalkClient:
     # -- helpers ---------------------------------------------------------------------------
 
     def _remote_record(self, api: str, item: object, userid: str, status: Status) -> RemoteRecord:
-        """Map a list item (``record_id, create_time, title, url, forms``) to a value (§5)."""
+        """Map a list item (``record_id, create_time, title, url, forms``) to a value (§5.2)."""
         if not isinstance(item, dict) or not item.get("record_id"):
             raise TransportError(f"{api}: DingTalk sent a record without a record_id")
         forms = item.get("forms") or []
@@ -608,7 +609,7 @@ class DingTalkClient:
 
 
 def _add_body(userid: str, content: Content, biz_id: str, create_time_ms: int) -> dict[str, Any]:
-    """The add request with DingTalk's exact, mixed-case field names (§3)."""
+    """The add request with DingTalk's exact, mixed-case field names (§3.2)."""
     body: dict[str, Any] = {
         "userid": userid,
         "create_time": int(create_time_ms),
@@ -637,7 +638,7 @@ def _fields_filled(body: Mapping[str, Any]) -> bool:
 
 
 def _integer(value: object) -> int:
-    """A number that may arrive as a JSON number or as a numeric string (§2); else 0."""
+    """A number that may arrive as a JSON number or as a numeric string (§2.3); else 0."""
     if isinstance(value, (int, float, str)) and not isinstance(value, bool):
         try:
             return int(value)

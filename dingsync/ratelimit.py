@@ -1,10 +1,11 @@
 """Client-side pacing of DingTalk calls: one adaptive limiter slot schedule per API.
 
 DingTalk meters each app at 20 calls per second *per API* and answers the excess with
-errcode 90018 (dingtalk-api.md §7.3). Its window is one second, so the limiter spaces the
-grants for one API at least ``1 / rate`` seconds apart (and a small guard more): then no
-half-open one-second window ever holds more than ``rate`` grants, whatever the server's
-window alignment or bucket size, even when calls arrive with a little jitter.
+errcode 90018 (docs/dingtalk-workrecord.md §8.1; this pacer: §8.6). Its window is one second,
+so the limiter spaces the grants for one API at least ``1 / rate`` seconds apart (and a small
+guard more): then no half-open one-second window ever holds more than ``rate`` grants,
+whatever the server's window alignment or bucket size, even when calls arrive with a little
+jitter.
 
 Every rate-limit answer pauses that API until the window it names is over. The rate itself
 adapts in the usual additive-increase / multiplicative-decrease way, but only to limiting

@@ -79,7 +79,10 @@ class Retryable(Exception):
 
 
 def is_ip_block(response: requests.Response, payload: object) -> bool:
-    """The IP block is an HTML page or ``{"status":1111,…,"punish":"deny"}``."""
+    """The IP block is an HTML page or ``{"status":1111,…,"punish":"deny"}``.
+
+    See docs/dingtalk-workrecord.md §7.4 and docs/dingtalk-todo.md §12.4.
+    """
     if isinstance(payload, dict):
         return str(payload.get("punish", "")).lower() == "deny"
     if response.status_code >= 500:
