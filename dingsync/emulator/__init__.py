@@ -3,7 +3,7 @@ same port, the v1.0 to-do API (``/v1.0/oauth2/accessToken``, ``/v1.0/todo/...``)
 
 Used by ``dingsync apply --sandbox`` (in-process), by the tests and benchmarks (over real
 HTTP on 127.0.0.1) and by ``dingsync emulator`` (``serve``). It reproduces the behaviour
-written down in dingtalk-api.md §10::
+written down in docs/dingtalk-workrecord.md §10 (the v1.0 side: docs/dingtalk-todo.md §13)::
 
     from dingsync.emulator import Emulator, EmulatorConfig
 
@@ -16,25 +16,25 @@ DingTalk's side
     ``GET /gettoken?appkey=&appsecret=``; ``POST /topapi/workrecord/add``, ``/update``,
     ``/getbyuserid``, and with ``serve_workrecord_get`` also ``/topapi/workrecord/get``.
     ``/topapi/v2/user/get`` maps a userid to its unionId. Other ``/topapi/...`` names and
-    other HTTP methods get errcode 22; paths outside ``/topapi/`` and ``/v1.0/`` get
-    errcode 404. Checks run in the order of §10.2 (method, token present, token valid and
-    live, rate limit, monthly quota, body, required fields, field rules, userid, duplicate,
-    daily cap). Faults are drawn, with a seeded generator, for the API calls of both sides
-    that passed the token check (never for the token calls): ``http500`` (HTTP 500 or 502,
-    HTML body), ``errcode-1`` (system busy), ``reset`` (connection reset, no answer),
-    ``lost_ack`` (the call takes effect, then the connection closes without an answer), and,
-    only when asked for, ``ipblock`` (the ``punish: deny`` body), ``qps-global``
-    (88/90002) and ``lockerror`` (v1.0 creates with a sourceId only). Nothing is stored
-    for a fault other than ``lost_ack``.
+    other HTTP methods get errcode 22; paths outside ``/topapi/`` and ``/v1.0/`` get errcode
+    404. Checks run in the order of docs/dingtalk-workrecord.md §10.2 (method, token
+    present, token valid and live, rate limit, monthly quota, body, required fields, field
+    rules, userid, duplicate, daily cap). Faults are drawn, with a seeded generator, for the
+    API calls of both sides that passed the token check (never for the token calls):
+    ``http500`` (HTTP 500 or 502, HTML body), ``errcode-1`` (system busy), ``reset``
+    (connection reset, no answer), ``lost_ack`` (the call takes effect, then the connection
+    closes without an answer), and, only when asked for, ``ipblock`` (the ``punish: deny``
+    body), ``qps-global`` (88/90002) and ``lockerror`` (v1.0 creates with a sourceId only).
+    Nothing is stored for a fault other than ``lost_ack``.
 
 The v1.0 side
-    Routes, answers and the readings chosen where dingtalk-todo-api.md is unsure are listed
-    in ``todo_gateway`` (calls), ``todo_wire`` (field rules) and ``todo_store`` (sourceId
-    scope, done and the list's rules); how unionIds are made is in ``directory``. Both
-    sides share tokens, the clock, the rate limiter (``qps``), ``latency_ms``,
-    ``monthly_quota`` and the faults.
+    Routes, answers and the readings chosen where DingTalk is silent (written down in
+    docs/dingtalk-todo.md §13) are listed in ``todo_gateway`` (calls), ``todo_wire`` (field
+    rules) and ``todo_store`` (sourceId scope, done and the list's rules); how unionIds are
+    made is in ``directory``. Both sides share tokens, the clock, the rate limiter
+    (``qps``), ``latency_ms``, ``monthly_quota`` and the faults.
 
-``workrecord/get`` (off by default; DingTalk has no such call, §6)
+``workrecord/get`` (off by default; DingTalk has no such call, docs/dingtalk-workrecord.md §6)
     Body ``{"userid", "record_id"}`` (record_id only; a biz_id is not looked up). Answer
     ``{"errcode": 0, "record": {"record_id", "create_time", "title", "url", "forms":
     [{"title", "content"}], "status": 0|1}, "request_id"}``; a record that is unknown or

@@ -1,11 +1,12 @@
 """The emulator's user directory: which userids exist and the unionId of each.
 
 DingTalk's v1.0 to-do API names people by unionId, the legacy API by userid
-(dingtalk-todo-api.md §3). Unless a unionId is configured for a userid, it is derived from the
-userid: 20 base-62 characters of a SHA-256 of the userid, then 4 check characters computed
-from those 20. The derivation is stable across restarts and emulators, and the check
-characters let the emulator recognise its own unionIds even when it accepts every userid, so
-that a client that sends a userid where a unionId belongs is refused instead of served.
+(docs/dingtalk-todo.md §3.1). Unless a unionId is configured for a userid, it is derived from
+the userid (as docs/dingtalk-todo.md §13.4 describes): 20 base-62 characters of a SHA-256 of
+the userid, then 4 check characters computed from those 20. The derivation is stable across
+restarts and emulators, and the check characters let the emulator recognise its own unionIds
+even when it accepts every userid, so that a client that sends a userid where a unionId
+belongs is refused instead of served.
 """
 
 from __future__ import annotations

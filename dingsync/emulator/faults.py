@@ -73,7 +73,10 @@ def busy_body() -> dict[str, Any]:
 
 
 def ip_block_body() -> dict[str, Any]:
-    """The anti-abuse layer's answer to an IP that called too often (§7.1, §7.3)."""
+    """The anti-abuse layer's answer to an IP that called too often.
+
+    See docs/dingtalk-workrecord.md §7.4 (the body) and §8.4 (when it comes).
+    """
     return {"status": 1111, "wait": 5, "source": "x5", "punish": "deny", "uuid": str(uuid.uuid4())}
 
 

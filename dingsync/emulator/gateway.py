@@ -1,13 +1,14 @@
 """DingTalk's front door: routing, token checks, throttling, faults and the legacy calls.
 
 ``Gateway.handle`` turns one HTTP request into an ``Outcome`` without doing any I/O, so the
-whole behaviour is testable in memory. The checks run in the order of dingtalk-api.md
-§10.2: method known, token present, token valid and live, (fault draw,) rate limit,
-monthly quota, body parse, required fields, field rules, userid known, then the add rules.
-``/v1.0/`` paths go to ``TodoGateway``, which shares the store, clock and settings.
+whole behaviour is testable in memory. Section numbers (§) without a file name refer to
+docs/dingtalk-workrecord.md. The checks run in the order of §10.2: method known, token
+present, token valid and live, (fault draw,) rate limit, monthly quota, body parse, required
+fields, field rules, userid known, then the add rules. ``/v1.0/`` paths go to
+``TodoGateway``, which shares the store, clock and settings.
 
 ``topapi/v2/user/get`` (the contacts call that maps a userid to its unionId,
-dingtalk-todo-api.md §3) takes ``{"userid", "language"?}`` and answers ``{"errcode": 0,
+docs/dingtalk-todo.md §3.2) takes ``{"userid", "language"?}`` and answers ``{"errcode": 0,
 "errmsg": "ok", "result": {"userid", "unionid", "name"}, "request_id"}``; a userid that is
 not a member gets 33012 "无效的userid", a missing one 400002. It is throttled like any call
 but not metered: contacts calls do not count against the monthly quota.
@@ -65,7 +66,7 @@ __all__ = [
     "encode",
 ]
 
-TOKEN_JSON = "application/json"  # gettoken answers without a charset (§1.1)
+TOKEN_JSON = "application/json"  # gettoken answers without a charset (§1.2)
 TOPAPI_PREFIX = "/topapi/"
 
 ADD = "workrecord/add"
@@ -155,7 +156,8 @@ class Gateway:
             return self.todo.handle(request)
         return Outcome(body=encode({"errcode": 404, "errmsg": "请求的URI地址不存在"}))
 
-    # gettoken (§1.1): query string only, never wrapped in 88, not metered, not throttled.
+    # gettoken: query string only (§1.1), never wrapped in 88 (§1.4), not metered (§1.5),
+    # not throttled.
 
     def _gettoken(self, request: Request) -> Outcome:
         appkey = request.query.get("appkey", "")
@@ -182,8 +184,8 @@ class Gateway:
         api = request.path[len(TOPAPI_PREFIX) :].strip("/")
         request_id = new_request_id()
         delay = self.settings.latency
-        # A wrong HTTP method is answered like an unknown name (a guess, §7.1), and both are
-        # checked before the token: a bare GET without a token gets 22, not 88 (§7.1).
+        # A wrong HTTP method is answered like an unknown name (a guess, §7.3), and both are
+        # checked before the token: a bare GET without a token gets 22, not 88 (§7.3).
         if api not in self._served() or request.method != "POST":
             return Outcome(body=encode(unknown_method(api, request_id)), delay=delay)
         body = parse_body(request.content_type, request.body)
@@ -225,7 +227,7 @@ class Gateway:
     ) -> dict[str, Any]:
         now = self.clock.now()
         self.settings.limiter.take(app, api, now)
-        if api != USER_GET:  # contacts calls are not metered (dingtalk-todo-api.md §6)
+        if api != USER_GET:  # contacts calls are not metered (docs/dingtalk-todo.md §12.2)
             self._meter(now)
         if body is None:
             raise Rejection(40035, "缺少参数 json")
@@ -276,7 +278,7 @@ class Gateway:
         request = read_add(body)
         self._check_user(request.userid)
         record = self.store.add(request, app, now, self.settings.daily_limit)
-        # No errmsg on success: the current doc says it is not returned (§3).
+        # No errmsg on success: DingTalk's current page leaves it out (§3.6).
         return {"errcode": 0, "record_id": record.record_id, "request_id": request_id}
 
     def _update(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
@@ -312,7 +314,7 @@ def _token_reply(payload: dict[str, Any]) -> Outcome:
 
 
 def _form_token(request: Request, body: dict[str, Any] | None) -> str | None:
-    """A form-encoded body may carry the token; a JSON body's field is not read (§2)."""
+    """A form-encoded body may carry the token; a JSON body's field is not read (§2.1)."""
     if body is None or not is_form(request.content_type):
         return None
     value = body.get("access_token")

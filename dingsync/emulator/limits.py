@@ -1,4 +1,7 @@
-"""The per-app, per-API call rate limit (dingtalk-api.md §7.3), two ways of counting.
+"""The per-app, per-API call rate limit, two ways of counting.
+
+DingTalk's limit: docs/dingtalk-workrecord.md §8.1 (v1.0: docs/dingtalk-todo.md §12.1); the
+emulator's bucket: docs/dingtalk-workrecord.md §10.8.
 
 ``bucket`` (the default) is a token bucket: lenient to a client that paces itself at exactly
 the limit. ``sliding`` counts every call in the last second, as a strict server may: a call
@@ -20,8 +23,8 @@ from dingsync.emulator.wire import Rejection
 
 WINDOW_SECONDS = 1.0
 
-# The message of a real throttling answer, in its own words (§7.3): the client may parse
-# the end time "限制将在 <time> 结束" to know how long to wait.
+# A real throttling answer's message, in its own words (docs/dingtalk-workrecord.md §8.2):
+# the client may parse the end time "限制将在 <time> 结束" to know how long to wait.
 _LIMIT_DETAIL = (
     "应用调用该接口的频率超过限制, apiPath({api_name}), 从 {start} 到 {end} "
     "请求总次数超过 {limit} 次, 限制将在 {until} 结束."

@@ -3,7 +3,8 @@ v1.0 to-dos (``todo``, a ``TodoStore``).
 
 ``Store`` does no locking of its own: every caller holds ``Store.lock`` (one lock for the
 whole emulator, so that a request's checks and its effect are atomic). Time always comes in
-as an argument, so that the rules can be driven by an injected clock.
+as an argument, so that the rules can be driven by an injected clock. Section numbers (§)
+refer to docs/dingtalk-workrecord.md.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class Record:
         }
 
     def list_item(self) -> dict[str, Any]:
-        """What getbyuserid reveals: nothing else, in particular no biz_id or status (§5)."""
+        """What getbyuserid reveals: nothing else, in particular no biz_id or status (§5.3)."""
         return {
             "record_id": self.record_id,
             "create_time": self.create_time,
@@ -143,7 +144,7 @@ class Store:
         self.records: dict[str, Record] = {}  # insertion order is creation order
         self._by_user: dict[str, list[Record]] = {}
         self._by_biz: dict[tuple[str, str], Record] = {}
-        # Every biz_id a userid ever received: DingTalk refuses a repeat forever (§3).
+        # Every biz_id a userid ever received: DingTalk refuses a repeat forever (§3.5, §3.7).
         self._biz_ids: dict[str, set[str]] = {}
         self._adds: dict[str, dict[str, int]] = {}  # day -> userid -> successful adds
         self._months: dict[str, int] = {}
@@ -160,7 +161,7 @@ class Store:
     # Tokens
 
     def issue_token(self, app: str, now: float, ttl: float) -> Token:
-        """A live token is handed out again with its expiry pushed back (自动续期, §1.1)."""
+        """A live token is handed out again with its expiry pushed back (自动续期, §1.3)."""
         token = self._live.get(app)
         if token is not None and token.expires_at > now:
             token.expires_at = now + ttl
@@ -265,7 +266,7 @@ class Store:
             self._by_biz[(record.userid, record.biz_id)] = record
 
     def find_for_user(self, userid: str, ref: str) -> Record | None:
-        """This user's record whose record_id, or else biz_id, is ``ref`` (update, §4)."""
+        """This user's record whose record_id, or else biz_id, is ``ref`` (update, §4.1)."""
         record = self.records.get(ref)
         if record is not None and record.userid == userid:
             return record

@@ -1,6 +1,7 @@
 """DingTalk's v1.0 front door (``/v1.0/...``): the app token and the to-do calls.
 
-Routes (dingtalk-todo-api.md §2, §4), all on the emulator's one port::
+Section numbers (§) refer to docs/dingtalk-todo.md. Routes (§2.1, §5–§10), all on the
+emulator's one port::
 
     POST   /v1.0/oauth2/accessToken                          {"appKey", "appSecret"}
     POST   /v1.0/todo/users/{unionId}/tasks                  create
@@ -12,7 +13,7 @@ Routes (dingtalk-todo-api.md §2, §4), all on the emulator's one port::
     POST   /v1.0/todo/users/{unionId}/org/tasks/query        list, paged by nextToken
 
 Successes are bare JSON objects; errors are HTTP 4xx/5xx with ``{"code", "message",
-"requestid"}`` (§6). Checks run in the legacy side's order: route known (else 404
+"requestid"}`` (§11.1). Checks run in the legacy side's order: route known (else 404
 ``InvalidAction.NotFound``), token present in ``x-acs-dingtalk-access-token`` (else 401
 ``Unauthorized``), token known and live (else 400 ``InvalidAuthentication``), fault draw,
 rate limit (403 ``Forbidden.AccessDenied.QpsLimitForAppkeyAndApi``), monthly quota (403
@@ -20,7 +21,7 @@ rate limit (403 ``Forbidden.AccessDenied.QpsLimitForAppkeyAndApi``), monthly quo
 call's own rules. The app token is the legacy one: both token calls hand out, and renew,
 the same live token, and either works on both sides.
 
-Readings chosen where the reference is silent or unsure, strict where it could matter:
+Readings chosen where DingTalk's pages are silent or unsure, strict where it could matter:
 
 - An unknown path or method answers 404 ``InvalidAction.NotFound``; a body that is not a
   JSON object answers the call's generic ``todo.<op>.paramError`` (the token call: 400
@@ -36,7 +37,7 @@ Readings chosen where the reference is silent or unsure, strict where it could m
   creator only ("operator has no permission"); a task of another app answers "task not
   belong to bizTag" on all three (the delete page does not list it; it is refused there
   too rather than deleting another app's task).
-- "task exist" names the existing task: ``task exist, taskId is <id>`` (§5, the FAQ).
+- "task exist" names the existing task: ``task exist, taskId is <id>`` (§5.4, the FAQ).
 - The list's page size is ``todo_page_size`` (20 unless configured; the page gives none),
   ``nextToken`` is the decimal offset of the next page and is left out on the last page;
   a first call may send no token, an empty one or "0".
@@ -196,7 +197,7 @@ class TodoGateway:
         action: Action = "drop" if fault == "lost_ack" else "answer"
         return Outcome(status, encode(reply), V1_JSON, action, delay)
 
-    # The app token (§2): not metered, not throttled, never a fault.
+    # The app token (§2.1): not metered (§2.2), not throttled, never a fault.
 
     def _access_token(self, request: Request, request_id: str) -> Outcome:
         body = read_json(request.body)
@@ -225,7 +226,7 @@ class TodoGateway:
         try:
             return self.gateway.store.token_app(token, self.gateway.clock.now())
         except Rejection:
-            # Unknown, revoked and expired tokens get the one answer the reference gives.
+            # Unknown, revoked and expired tokens get the one answer DingTalk documents (§2.4).
             raise TodoError(400, "InvalidAuthentication", "不合法的access_token") from None
 
     def _fault_outcome(self, fault: str, route: Route, request_id: str, delay: float) -> Outcome:

@@ -1,13 +1,15 @@
 """The emulator's v1.0 to-dos: tasks, the sourceIds ever used, and what a list can see.
 
 As with ``Store``, nothing here locks: callers hold ``Store.lock``. Time comes in as epoch
-seconds; DingTalk's fields carry milliseconds.
+seconds; DingTalk's fields carry milliseconds. Section numbers (§) refer to
+docs/dingtalk-todo.md.
 
-Choices where dingtalk-todo-api.md is unsure (§5, §8):
+Choices where DingTalk's pages are unsure (the open points: §5.4, §7.4, §14; the readings:
+§13.2, §13.3):
 
 - A ``sourceId`` is unique across every app of the organisation, and stays used after its
   task is deleted: a later create with it gets "task exist" naming the deleted task. This is
-  the widest scope the reference allows, so a client that passes here is safe whatever
+  the widest scope §5.4 leaves open, so a client that passes here is safe whatever
   DingTalk's real scope is.
 - A task's ``done`` follows its executors: it turns true when every executor is done, and
   false again when one of them is reopened. ``done: true`` on the task completes every
@@ -28,7 +30,7 @@ from dingsync.emulator.todo_wire import CreateRequest
 from dingsync.emulator.todo_wire import QueryRequest
 from dingsync.emulator.todo_wire import UpdateRequest
 
-DONE_VISIBLE_MS = 180 * 86400 * 1000  # done to-dos leave the list after 180 days (§4)
+DONE_VISIBLE_MS = 180 * 86400 * 1000  # done to-dos leave the list after 180 days (§10.4)
 TENANT_ID = "dingemulatorcorp"
 
 
@@ -112,7 +114,7 @@ class TodoTask:
         return fields
 
     def created_view(self, request_id: str) -> dict[str, Any]:
-        """The answer to a create (§4 #1)."""
+        """The answer to a create (§5.6)."""
         fields = {
             **self._common(),
             "requestId": request_id,
@@ -125,7 +127,7 @@ class TodoTask:
         return _without_nulls(fields)
 
     def detail_view(self, request_id: str) -> dict[str, Any]:
-        """The answer to a get by id or by sourceId (§4 #2, #3); no card type is ever set."""
+        """The answer to a get by id or by sourceId (§6.1, §6.2); no card type is ever set."""
         fields = {
             **self._common(),
             "requestId": request_id,
@@ -137,7 +139,7 @@ class TodoTask:
         return _without_nulls(fields)
 
     def card(self) -> dict[str, Any]:
-        """A list card: no executors, participants or description (§4 #7)."""
+        """A list card: no executors, participants or description (§10.2)."""
         fields = {
             "taskId": self.task_id,
             "subject": self.subject,
@@ -319,7 +321,7 @@ class TodoStore:
         """One page of what ``org/tasks/query`` shows this user, and the next offset.
 
         Only to-dos with a detailUrl, done ones only for 180 days after they were finished,
-        and to-dos shown only to executors only in executors' lists (§4 #7). Newest first.
+        and to-dos shown only to executors only in executors' lists (§10.4, §13.5). Newest first.
         """
         oldest_done = millis(now) - DONE_VISIBLE_MS
         matching = [

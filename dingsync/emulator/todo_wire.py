@@ -1,11 +1,12 @@
 """The v1.0 to-do API on the wire: request bodies, field rules and error answers.
 
-Everything here is pure. Field names are those of dingtalk-todo-api.md §4. The v1.0 gateway
-answers an error with an HTTP status of 4xx/5xx and the body ``{"code", "message",
-"requestid"}`` (lower-case ``requestid``, §6); ``TodoError`` carries the three.
+Everything here is pure. Section numbers (§) refer to docs/dingtalk-todo.md. Field names are
+those of create (§5.2), update (§7.1) and the list (§10.1). The v1.0 gateway answers an error
+with an HTTP status of 4xx/5xx and the body ``{"code", "message", "requestid"}`` (lower-case
+``requestid``, §11.1); ``TodoError`` carries the three.
 
-Readings chosen where the reference is unsure (the strict one, so that a client that passes
-here does not fail on DingTalk):
+Readings chosen where DingTalk's pages are unsure (§13.1; the strict one, so that a client
+that passes here does not fail on DingTalk):
 
 - Types are checked as a JSON binding would: ``dueTime`` and ``priority`` must be JSON
   integers (a numeric string is refused), flags JSON booleans, ids strings.
@@ -39,7 +40,7 @@ PRIORITIES = (10, 20, 30, 40)
 ROLES = ("executor", "creator", "participant")
 TODO_TYPES = ("TODO", "READ")
 
-# The middle part of each API's error codes: todo.<op>.paramError (§6).
+# The middle part of each API's error codes: todo.<op>.paramError (§11.2).
 CREATE = "taskCreate"
 GET = "taskGet"
 UPDATE = "taskUpdate"

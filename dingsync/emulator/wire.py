@@ -1,9 +1,9 @@
 """What travels on the wire: request bodies, field rules and the shapes of replies.
 
-Everything here is pure. The field rules follow dingtalk-api.md §3-§5 and the order of
-§10.2 steps e-g: the body must parse, then every required field must be present, then each
-field must obey its rule. A broken rule raises ``Rejection``, which the gateway turns into
-DingTalk's error body.
+Everything here is pure. Section numbers (§) refer to docs/dingtalk-workrecord.md. The field
+rules follow §3–§5 and the order of §10.2 steps 5–7: the body must parse, then every
+required field must be present, then each field must obey its rule. A broken rule raises
+``Rejection``, which the gateway turns into DingTalk's error body.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def new_request_id() -> str:
 
 
 def wrapped_error(sub_code: str, sub_msg: str, request_id: str) -> dict[str, Any]:
-    """The errcode 88 envelope the gateway uses for auth and rate-limit errors (§7.1)."""
+    """The errcode 88 envelope the gateway uses for auth and rate-limit errors (§7.2)."""
     return {
         "errcode": 88,
         "sub_code": sub_code,
@@ -82,7 +82,7 @@ def wrapped_error(sub_code: str, sub_msg: str, request_id: str) -> dict[str, Any
 
 
 def unknown_method(path_after_topapi: str, request_id: str) -> dict[str, Any]:
-    """errcode 22 exactly as the gateway answers an unregistered topapi name (§6)."""
+    """errcode 22 exactly as the gateway answers an unregistered topapi name (§6.2)."""
     api_name = "dingtalk.oapi." + path_after_topapi.replace("/", ".")
     detail = f"不合法ApiName，ApiName = {api_name}"
     return {
@@ -100,7 +100,7 @@ def is_form(content_type: str) -> bool:
 def parse_body(content_type: str, raw: bytes) -> dict[str, Any] | None:
     """The request's fields, or None when the body is not a usable JSON object.
 
-    Form-encoded bodies are read too: the gateway accepts them (§2), and their nested
+    Form-encoded bodies are read too: the gateway accepts them (§2.2), and their nested
     lists arrive as JSON strings, which the field readers decode.
     """
     try:
@@ -231,7 +231,7 @@ def _optional_text(body: dict[str, Any], name: str) -> str | None:
 
 
 def _integer(value: Any) -> int | None:
-    """An int, or a numeric string (the Java SDK sends every number as a string, §2)."""
+    """An int, or a numeric string (the Java SDK sends every number as a string, §2.3)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
