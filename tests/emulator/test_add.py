@@ -1,4 +1,7 @@
-"""workrecord/add: its fields, its validation order and its duplicate and daily rules (§3)."""
+"""workrecord/add: its fields, its validation order and its duplicate and daily rules.
+
+See docs/dingtalk-workrecord.md §3 (the order of checks: §10.2).
+"""
 
 from __future__ import annotations
 

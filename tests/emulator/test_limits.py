@@ -1,4 +1,7 @@
-"""The per-app, per-API rate limit (88/90018) and the monthly quota (90020), §7.3."""
+"""The per-app, per-API rate limit (88/90018) and the monthly quota (90020).
+
+See docs/dingtalk-workrecord.md §8.1 and §8.5 (the emulator's readings: §10.8).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Routing: known calls, errcode 22 for unknown topapi names, 404 elsewhere (§6, §7.1, §10.1)."""
+"""Routing: known calls, errcode 22 for unknown topapi names, 404 elsewhere.
+
+See docs/dingtalk-workrecord.md §6.2, §7.3 and §10.1.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The v1.0 app token, the token header, and topapi/v2/user/get (dingtalk-todo-api.md §2, §3)."""
+"""The v1.0 app token, the token header, and topapi/v2/user/get.
+
+See docs/dingtalk-todo.md §2 and §3.2.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The v1.0 side's rate limit, monthly quota, latency and injected faults (§6)."""
+"""The v1.0 side's rate limit, monthly quota, latency and injected faults.
+
+See docs/dingtalk-todo.md §11 and §12.
+"""
 
 from __future__ import annotations
 

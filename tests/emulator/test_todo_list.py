@@ -1,4 +1,7 @@
-"""The v1.0 list, ``org/tasks/query``: paging by nextToken and what it can see (§4 #7)."""
+"""The v1.0 list, ``org/tasks/query``: paging by nextToken and what it can see.
+
+See docs/dingtalk-todo.md §10 (the emulator's reading: §13.5).
+"""
 
 from __future__ import annotations
 

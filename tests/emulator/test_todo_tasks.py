@@ -1,4 +1,7 @@
-"""v1.0 create, get, get by sourceId, update, executor status and delete (§4, §5, §6)."""
+"""v1.0 create, get, get by sourceId, update, executor status and delete.
+
+See docs/dingtalk-todo.md §5–§9 and §11 (the emulator's readings: §13).
+"""
 
 from __future__ import annotations
 

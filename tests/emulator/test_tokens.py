@@ -1,4 +1,7 @@
-"""gettoken and the token checks on topapi calls (dingtalk-api.md §1, §2, §7.1, §10.7)."""
+"""gettoken and the token checks on topapi calls.
+
+See docs/dingtalk-workrecord.md §1, §2.1, §7.2 and §10.7.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""workrecord/update, workrecord/getbyuserid and the optional workrecord/get (§4, §5, §6)."""
+"""workrecord/update, workrecord/getbyuserid and the optional workrecord/get.
+
+See docs/dingtalk-workrecord.md §4, §5 and §6 (the emulator's workrecord/get: §10.10).
+"""
 
 from __future__ import annotations
 
