@@ -34,8 +34,8 @@ class Field(NamedTuple):
     readable: bool = False  # a refresh sees it, so drift is judged on it
 
 
-# In the order of diffs. Which API reads back what: dingtalk-workrecord.md §5.3 (the list
-# shows title, url and forms) and dingtalk-todo.md §10.2 (cards show subject, due time,
+# In the order of diffs. Which API reads back what: docs/dingtalk-workrecord.md §5.3 (the list
+# shows title, url and forms) and docs/dingtalk-todo.md §10.2 (cards show subject, due time,
 # priority and the urls; no description).
 FIELDS = (
     Field("title", BOTH, in_place=True, readable=True),
