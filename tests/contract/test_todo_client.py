@@ -1,6 +1,7 @@
 """The v1.0 to-do client over real HTTP: against the emulator, and against a small scripted
 server for the answers the emulator never gives (missing permission, IP allow-list, flow
-control, a refused page token)."""
+control, a refused page token). Section numbers (§) refer to docs/dingtalk-todo.md.
+"""
 
 from __future__ import annotations
 
