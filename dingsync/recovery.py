@@ -22,6 +22,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from dingsync.backend import Backend
@@ -167,7 +168,11 @@ def look_up_pending(ledger: Ledger, backend: Backend, reporter: Reporter) -> int
 
 
 def adopt_existing(
-    ledger: Ledger, backend: Backend, desired: Iterable[DesiredRecord], reporter: Reporter
+    ledger: Ledger,
+    backend: Backend,
+    desired: Iterable[DesiredRecord],
+    reporter: Reporter,
+    parallelism: int = 1,
 ) -> list[str]:
     """Adopt the open to-dos that already are what the state does not know it has sent.
 
@@ -175,7 +180,9 @@ def adopt_existing(
     is searched for a to-do with exactly the title, url and form dingsync would send. One
     is adopted rather than created again: the state was lost, moved or is new, or the task
     file was renamed. Costs one list call per page of each such user, and nothing when the
-    state knows every address. Returns the adopted addresses.
+    state knows every address; users are looked up ``parallelism`` at a time, so that the
+    look-up does not hold up a large first apply (the apply-speed target). Returns the
+    adopted addresses.
     """
     state = ledger.state
     by_user: dict[str, dict[str, DesiredRecord]] = defaultdict(dict)
@@ -188,19 +195,27 @@ def adopt_existing(
     if not by_user:
         return adopted
     known_ids = ledger.known_record_ids()
-    for userid in sorted(by_user):
-        wanted = by_user[userid]
+
+    def search(userid: str) -> dict[str, RemoteRecord]:
         try:
-            found = search_lists(
+            return search_lists(
                 backend,
                 userid,
-                wanted,
+                by_user[userid],
                 lambda d, remote: same_content(d.content, remote),
                 known_ids,
                 statuses=("open",),
             )
         except InvalidUserError:
-            continue  # not a member: nothing to adopt, and its creates fail on their own
+            return {}  # not a member: nothing to adopt, and its creates fail on their own
+
+    users = sorted(by_user)
+    # A user's lists hold only that user's to-dos, so the searches cannot find one record
+    # twice; adopting happens afterwards, in order.
+    with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(users)))) as pool:
+        results = list(pool.map(search, users))
+    for userid, found in zip(users, results, strict=True):
+        wanted = by_user[userid]
         for address in sorted(found):
             remote = found[address]
             ledger.adopt(adopted_record(wanted[address], remote, ledger))

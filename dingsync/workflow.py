@@ -204,7 +204,9 @@ def run_apply(
             "--no-refresh: DingTalk was not asked first, so a to-do its assignee completed "
             "may be replaced or reassigned"
         )
-    adopted = adopt_existing(ledger, backend, task_file.records, reporter)
+    adopted = adopt_existing(
+        ledger, backend, task_file.records, reporter, parallelism=settings.parallelism
+    )
     if adopted:
         view.note(f"Adopted {counted(len(adopted), 'existing to-do')} instead of creating them.")
     the_plan = make_plan(task_file, ledger.state, china_today())

@@ -401,7 +401,8 @@ def test_rate_limit_slows_the_client_down_and_is_retried(
     for _ in range(5):
         assert list(client.list_created(creator, False)) == []
     assert client.call_counts[QUERY] > 5  # some were refused with 403 and sent again
-    assert client.limiter.rate(QUERY) < 20
+    # Each refusal paused the API for its window (tests/unit/test_ratelimit.py covers when
+    # answers that keep coming also lower the rate).
     assert max(sleeps) >= 1.0  # at least the one-second window
 
 
@@ -660,7 +661,6 @@ def test_flow_control_slows_down_and_resends_the_same_source_id(
         b is not None and b["sourceId"] == "dingsync-ns:k@u:3" for b in sent
     )
     assert [s for s in sleeps if s >= 1.0]  # waited at least the window before each retry
-    assert client.limiter.rate(CREATE) < 20
 
 
 def test_flow_control_that_persists_fails_the_record(
