@@ -16,7 +16,6 @@ import ipaddress
 import json
 import random
 import re
-import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -53,17 +52,15 @@ from dingsync.errors import UnknownMethodError
 from dingsync.model import Content
 from dingsync.model import RemoteRecord
 from dingsync.model import Status
-from dingsync.ratelimit import RateLimiter
 from dingsync.transport import RESENDABLE
+from dingsync.transport import HttpClient
 from dingsync.transport import Retryable as _Retryable
 from dingsync.transport import annotate as _annotate
 from dingsync.transport import elapsed_ms as _ms
 from dingsync.transport import full_jitter
 from dingsync.transport import is_ip_block as _is_ip_block
-from dingsync.transport import new_session
 from dingsync.transport import nothing_sent as _nothing_sent
 from dingsync.transport import redact as _redact
-from dingsync.transport import scrub
 
 DEFAULT_ENDPOINT = "https://oapi.dingtalk.com"
 
@@ -191,7 +188,7 @@ class _Token:
     refresh_at: float  # monotonic time after which a new token is fetched
 
 
-class DingTalkClient:
+class DingTalkClient(HttpClient):
     """``Backend`` over ``oapi.dingtalk.com/topapi/workrecord/*`` (§3–§6).
 
     Thread-safe: the applier calls ``create`` and ``complete`` from ``pool_size`` workers.
@@ -220,49 +217,29 @@ class DingTalkClient:
                 "Client ID and Client Secret, shown in 开发者后台 → the app → 凭证与基础信息)"
             )
         self._endpoint = check_endpoint(endpoint)
-        self._app_key = app_key
-        self._app_secret = app_secret
-        self._timeout = timeout
-        self._max_retries = max(0, max_retries)
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
-        self._log_line = log
-        self._sleep = sleep
-        self._rng = rng if rng is not None else random.Random()
-        self._limiter = RateLimiter(max_qps, sleep=sleep)
-        self._session = new_session(pool_size)
-        self._token_lock = threading.Lock()
+        super().__init__(
+            app_key,
+            app_secret,
+            API_NAMES,
+            timeout=timeout,
+            max_qps=max_qps,
+            pool_size=pool_size,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            log=log,
+            sleep=sleep,
+            rng=rng,
+        )
         self._token: _Token | None = None
-        self._counts_lock = threading.Lock()
-        self._counts = dict.fromkeys(API_NAMES, 0)
-        self._secrets: set[str] = {s for s in (app_key, app_secret) if s}
         self._blocked_until = 0.0
 
     def __repr__(self) -> str:
         return f"DingTalkClient(endpoint={self._endpoint!r})"
 
-    def __enter__(self) -> DingTalkClient:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
     @property
     def endpoint(self) -> str:
         return self._endpoint
-
-    @property
-    def limiter(self) -> RateLimiter:
-        return self._limiter
-
-    @property
-    def call_counts(self) -> dict[str, int]:
-        """HTTP requests sent so far by API name; retries count, connects that failed do not."""
-        with self._counts_lock:
-            return dict(self._counts)
-
-    def close(self) -> None:
-        self._session.close()
 
     # -- Backend ---------------------------------------------------------------------------
 
@@ -594,18 +571,6 @@ class DingTalkClient:
     def _penalize(self, api: str, pause: float) -> None:
         if api != GETTOKEN:
             self._limiter.penalize(api, pause)
-
-    def _count(self, api: str) -> None:
-        with self._counts_lock:
-            self._counts[api] = self._counts.get(api, 0) + 1
-
-    def _scrub(self, text: str) -> str:
-        """Redact secret query values, then any literal secret or token still present."""
-        return scrub(text, list(self._secrets))
-
-    def _log(self, line: str) -> None:
-        if self._log_line is not None:
-            self._log_line(self._scrub(line))
 
 
 def _add_body(userid: str, content: Content, biz_id: str, create_time_ms: int) -> dict[str, Any]:

@@ -45,7 +45,6 @@ from dingsync.errors import InvalidParameterError
 from dingsync.errors import InvalidUserError
 from dingsync.errors import IpBlockedError
 from dingsync.errors import TransportError
-from dingsync.ratelimit import RateLimiter
 from dingsync.todo_answers import ACCESS_TOKEN
 from dingsync.todo_answers import API_NAMES
 from dingsync.todo_answers import BAD_CREDENTIALS
@@ -69,15 +68,14 @@ from dingsync.todo_answers import task_of
 from dingsync.todo_answers import topapi_answer
 from dingsync.todo_answers import v1_answer
 from dingsync.transport import RESENDABLE
+from dingsync.transport import HttpClient
 from dingsync.transport import Retryable
 from dingsync.transport import annotate
 from dingsync.transport import elapsed_ms
 from dingsync.transport import full_jitter
 from dingsync.transport import is_ip_block
-from dingsync.transport import new_session
 from dingsync.transport import nothing_sent
 from dingsync.transport import redact
-from dingsync.transport import scrub
 
 # The result types and every API name belong to this module's public face.
 __all__ = [
@@ -120,7 +118,7 @@ class _Token:
     refresh_at: float  # clock time after which a new token is fetched
 
 
-class TodoClient:
+class TodoClient(HttpClient):
     """The v1.0 to-do calls (§5–§10) and the userid lookup (§3.2), over one pooled session.
 
     Thread-safe. Every to-do call takes the unionId of the user it acts as (the creator):
@@ -148,35 +146,28 @@ class TodoClient:
         if not app_key or not app_secret:
             raise CredentialsError("DINGTALK_APP_KEY and DINGTALK_APP_SECRET must both be set")
         self._v1_base, self._topapi_base = todo_endpoints(endpoint)
-        self._app_key = app_key
-        self._app_secret = app_secret
-        self._timeout = timeout
-        self._max_retries = max(0, max_retries)
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
-        self._log_line = log
-        self._sleep = sleep
-        self._rng = rng if rng is not None else random.Random()
+        super().__init__(
+            app_key,
+            app_secret,
+            API_NAMES,
+            timeout=timeout,
+            max_qps=max_qps,
+            pool_size=pool_size,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            log=log,
+            sleep=sleep,
+            rng=rng,
+        )
         self._clock = clock
-        self._limiter = RateLimiter(max_qps, sleep=sleep)
-        self._session = new_session(pool_size)
-        self._token_lock = threading.Lock()
         self._token: _Token | None = None
-        self._counts_lock = threading.Lock()
-        self._counts = dict.fromkeys(API_NAMES, 0)
         self._ids_lock = threading.Lock()
         self._union_ids: dict[str, str] = {}
-        self._secrets: set[str] = {app_key, app_secret}
         self._blocked_until = -float("inf")
 
     def __repr__(self) -> str:
         return f"TodoClient(endpoint={self._v1_base!r}, topapi={self._topapi_base!r})"
-
-    def __enter__(self) -> TodoClient:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     @property
     def endpoint(self) -> str:
@@ -187,19 +178,6 @@ class TodoClient:
     def topapi_endpoint(self) -> str:
         """The base URL of ``topapi/v2/user/get``."""
         return self._topapi_base
-
-    @property
-    def limiter(self) -> RateLimiter:
-        return self._limiter
-
-    @property
-    def call_counts(self) -> dict[str, int]:
-        """HTTP requests sent so far by API name; retries count, connects that failed do not."""
-        with self._counts_lock:
-            return dict(self._counts)
-
-    def close(self) -> None:
-        self._session.close()
 
     # -- identity (§3) ----------------------------------------------------------------------
 
@@ -586,17 +564,6 @@ class TodoClient:
     def _penalize(self, api: str, pause: float) -> None:
         if api != ACCESS_TOKEN:
             self._limiter.penalize(api, pause)
-
-    def _count(self, api: str) -> None:
-        with self._counts_lock:
-            self._counts[api] = self._counts.get(api, 0) + 1
-
-    def _scrub(self, text: str) -> str:
-        return scrub(text, list(self._secrets))
-
-    def _log(self, line: str) -> None:
-        if self._log_line is not None:
-            self._log_line(self._scrub(line))
 
 
 def _seg(value: str) -> str:

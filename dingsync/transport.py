@@ -11,7 +11,9 @@ from __future__ import annotations
 import random
 import re
 import ssl
+import threading
 import time
+from collections.abc import Callable
 from collections.abc import Iterable
 from typing import TypeVar
 
@@ -22,6 +24,7 @@ from urllib3.exceptions import MaxRetryError
 
 from dingsync import __version__
 from dingsync.errors import DingsyncError
+from dingsync.ratelimit import RateLimiter
 
 _SECRET_QUERY = re.compile(r"((?:access_token|appsecret|appkey)=)[^&\s'\"#)\]]*", re.IGNORECASE)
 MIN_SCRUB_LENGTH = 6  # shorter literals would mangle ordinary text when scrubbed
@@ -149,3 +152,74 @@ def new_session(pool_size: int) -> requests.Session:
     session.headers["Accept"] = "application/json"
     session.verify = True
     return session
+
+
+_Client = TypeVar("_Client", bound="HttpClient")
+
+
+class HttpClient:
+    """What both DingTalk clients keep alike: the retry settings, the pacer, one pooled
+    session, the count of calls by API and the secrets to keep out of every text."""
+
+    def __init__(
+        self,
+        app_key: str,
+        app_secret: str,
+        api_names: Iterable[str],
+        *,
+        timeout: tuple[float, float],
+        max_qps: float | None,
+        pool_size: int,
+        max_retries: int,
+        backoff_base: float,
+        backoff_cap: float,
+        log: Callable[[str], None] | None,
+        sleep: Callable[[float], None],
+        rng: random.Random | None,
+    ) -> None:
+        self._app_key = app_key
+        self._app_secret = app_secret
+        self._timeout = timeout
+        self._max_retries = max(0, max_retries)
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._log_line = log
+        self._sleep = sleep
+        self._rng = rng if rng is not None else random.Random()
+        self._limiter = RateLimiter(max_qps, sleep=sleep)
+        self._session = new_session(pool_size)
+        self._token_lock = threading.Lock()
+        self._counts_lock = threading.Lock()
+        self._counts = dict.fromkeys(api_names, 0)
+        self._secrets: set[str] = {s for s in (app_key, app_secret) if s}
+
+    def __enter__(self: _Client) -> _Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self._limiter
+
+    @property
+    def call_counts(self) -> dict[str, int]:
+        """HTTP requests sent so far by API name; retries count, connects that failed do not."""
+        with self._counts_lock:
+            return dict(self._counts)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _count(self, api: str) -> None:
+        with self._counts_lock:
+            self._counts[api] = self._counts.get(api, 0) + 1
+
+    def _scrub(self, text: str) -> str:
+        """Redact secret query values, then any literal secret or token still present."""
+        return scrub(text, list(self._secrets))
+
+    def _log(self, line: str) -> None:
+        if self._log_line is not None:
+            self._log_line(self._scrub(line))
