@@ -6,6 +6,8 @@ import random
 from collections.abc import Callable
 from collections.abc import Iterator
 from typing import Any
+from typing import Generic
+from typing import TypeVar
 
 import pytest
 
@@ -87,84 +89,33 @@ def start_emulator(emulators: list[Emulator]) -> StartEmulator:
     return start
 
 
-class ClientFactory:
+ClientT = TypeVar("ClientT", DingTalkClient, TodoClient)
+
+
+class ClientFactory(Generic[ClientT]):
     """Builds clients with fast backoff and a log, and finds secrets they leaked.
 
     ``emulators`` is the test's own list (shared emulator first, then every one started
-    with ``start_emulator``), so that a token of a private emulator is scanned for too.
-    """
-
-    def __init__(self, emu: Emulator, emulators: list[Emulator], transcript: Transcript) -> None:
-        self.emu = emu
-        self.emulators = emulators
-        self.transcript = transcript
-        self.clients: list[DingTalkClient] = []
-
-    def __call__(self, endpoint: str | None = None, **overrides: Any) -> DingTalkClient:
-        options: dict[str, Any] = {
-            "max_qps": 0,
-            "backoff_base": 0.01,
-            "backoff_cap": 0.05,
-            "timeout": (2.0, 10.0),
-            "log": self.transcript.log,
-            "rng": random.Random(7),
-        }
-        options.update(overrides)
-        key = options.pop("app_key", APP_KEY)
-        secret = options.pop("app_secret", APP_SECRET)
-        client = DingTalkClient(endpoint or self.emu.url, key, secret, **options)
-        self.clients.append(client)
-        return client
-
-    def leaks(self) -> list[str]:
-        """The app key, the secret and every issued token found in what the clients said."""
-        text = self.transcript.all_text()
-        secrets = [APP_KEY, APP_SECRET]
-        for emulator in self.emulators:
-            secrets.extend(emulator.issued_tokens())
-        return [secret for secret in secrets if secret in text]
-
-    def close(self) -> None:
-        for client in self.clients:
-            self.transcript.texts.append(repr(client))
-            client.close()
-        self.clients.clear()
-
-
-MakeClient = ClientFactory
-
-
-@pytest.fixture
-def make_client(
-    emu: Emulator, emulators: list[Emulator], transcript: Transcript
-) -> Iterator[ClientFactory]:
-    """Build clients; afterwards check that no secret leaked.
-
-    The check runs after every test that used a client: neither the app key nor the
-    secret nor any token an emulator of the test issued may appear in a log line, in the
-    text of an error the test recorded, or in the client's repr.
-    """
-    factory = ClientFactory(emu, emulators, transcript)
-    yield factory
-    factory.close()
-    assert not factory.leaks(), "a secret or token leaked into a log line or error"
-
-
-class TodoClientFactory:
-    """Builds v1.0 to-do clients as ``ClientFactory`` builds legacy ones, with the same scan.
-
+    with ``start_emulator``), so that a token of a private emulator is scanned for too;
     ``extra_secrets`` takes tokens that did not come from an emulator (a test's own small
-    server), so that they are scanned for as well.
+    server).
     """
 
-    def __init__(self, emu: Emulator, emulators: list[Emulator], transcript: Transcript) -> None:
+    def __init__(
+        self,
+        kind: type[ClientT],
+        emu: Emulator,
+        emulators: list[Emulator],
+        transcript: Transcript,
+    ) -> None:
+        self.kind = kind
         self.emu = emu
         self.emulators = emulators
         self.transcript = transcript
-        self.clients: list[TodoClient] = []
+        self.clients: list[ClientT] = []
         self.extra_secrets: list[str] = []
 
-    def __call__(self, endpoint: str | None = None, **overrides: Any) -> TodoClient:
+    def __call__(self, endpoint: str | None = None, **overrides: Any) -> ClientT:
         options: dict[str, Any] = {
             "max_qps": 0,
             "backoff_base": 0.01,
@@ -176,7 +127,7 @@ class TodoClientFactory:
         options.update(overrides)
         key = options.pop("app_key", APP_KEY)
         secret = options.pop("app_secret", APP_SECRET)
-        client = TodoClient(endpoint or self.emu.url, key, secret, **options)
+        client = self.kind(endpoint or self.emu.url, key, secret, **options)
         self.clients.append(client)
         return client
 
@@ -195,13 +146,33 @@ class TodoClientFactory:
         self.clients.clear()
 
 
+MakeClient = ClientFactory[DingTalkClient]
+TodoClientFactory = ClientFactory[TodoClient]
+
+
+@pytest.fixture
+def make_client(
+    emu: Emulator, emulators: list[Emulator], transcript: Transcript
+) -> Iterator[MakeClient]:
+    """Build clients; afterwards check that no secret leaked.
+
+    The check runs after every test that used a client: neither the app key nor the
+    secret nor any token an emulator of the test issued may appear in a log line, in the
+    text of an error the test recorded, or in the client's repr.
+    """
+    factory = ClientFactory(DingTalkClient, emu, emulators, transcript)
+    yield factory
+    factory.close()
+    assert not factory.leaks(), "a secret or token leaked into a log line or error"
+
+
 @pytest.fixture
 def make_todo_client(
     emu: Emulator, emulators: list[Emulator], transcript: Transcript
 ) -> Iterator[TodoClientFactory]:
     """Build v1.0 to-do clients; afterwards check, as ``make_client`` does, that no secret
     or token leaked into a log line, a recorded error text or a client's repr."""
-    factory = TodoClientFactory(emu, emulators, transcript)
+    factory = ClientFactory(TodoClient, emu, emulators, transcript)
     yield factory
     factory.close()
     assert not factory.leaks(), "a secret or token leaked into a log line or error"
