@@ -57,6 +57,10 @@ def expected_tagged(doc: Any) -> Any:
     }
 
 
+# Python 3.13.0's json reports a trailing comma at another place than other versions do.
+JSON_MISPLACES_TRAILING_COMMAS = sys.version_info[:3] == (3, 13, 0)
+
+
 def outcome(text: str, size: int) -> tuple[str, Any]:
     try:
         return "value", load_object(pieces(text, size), tagged)
@@ -99,7 +103,11 @@ def test_same_error_as_json_loads_for_damaged_text(
         damaged = text[:at] + text[at + 1 :]
     else:
         damaged = text[:at] + char + text[at:]
-    assert outcome(damaged, size) == reference(damaged)
+    got, wanted = outcome(damaged, size), reference(damaged)
+    if JSON_MISPLACES_TRAILING_COMMAS and wanted[0] == "error" and "trailing comma" in wanted[1][0]:
+        assert got[0] == "error" and got[1][0] == wanted[1][0]  # the message; not json's place
+    else:
+        assert got == wanted
 
 
 @pytest.mark.parametrize(
@@ -110,7 +118,7 @@ def test_same_error_as_json_loads_for_damaged_text(
     ],
 )
 def test_edge_cases_match_json_loads(text: str) -> None:
-    if sys.version_info[:3] == (3, 13, 0) and ",}" in text:
+    if JSON_MISPLACES_TRAILING_COMMAS and ",}" in text:
         pytest.skip("Python 3.13.0's json puts a trailing comma one past the end of the text")
     for size in (1, 3, 1000):
         assert outcome(text, size) == reference(text)
