@@ -58,7 +58,7 @@ from dingsync.errors import ConfigError
 from dingsync.errors import Problem
 from dingsync.model import FIELDS
 from dingsync.model import FIELDS_BY_NAME
-from dingsync.model import TODO
+from dingsync.model import ON_TODO
 from dingsync.model import Content
 from dingsync.model import DesiredRecord
 from dingsync.model import FormPairs
@@ -936,7 +936,7 @@ def _on_one_of(error: ValidationError, path: Path) -> list[Translated]:
 def _other_api(name: str) -> str:
     """Why ``name`` may not stand in this file: it belongs to the other API."""
     field = FIELDS_BY_NAME.get(name)
-    if name == "on_removal" or (field is not None and field.apis == TODO):
+    if name == "on_removal" or (field is not None and field.apis == ON_TODO):
         return f"'{name}' is a field of the v1.0 to-do API: it needs 'api: todo' at the top"
     return (
         f"'{name}' is a field of the legacy workrecord API; a file with 'api: todo' cannot give it"

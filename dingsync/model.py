@@ -17,9 +17,9 @@ Status = Literal["open", "done"]
 FormPairs = tuple[tuple[str, str], ...]
 
 Api = Literal["workrecord", "todo"]
-WORKRECORD: frozenset[Api] = frozenset({"workrecord"})
-TODO: frozenset[Api] = frozenset({"todo"})
-BOTH: frozenset[Api] = WORKRECORD | TODO
+ON_WORKRECORD: frozenset[Api] = frozenset({"workrecord"})
+ON_TODO: frozenset[Api] = frozenset({"todo"})
+ON_BOTH: frozenset[Api] = ON_WORKRECORD | ON_TODO
 
 
 class Field(NamedTuple):
@@ -38,18 +38,18 @@ class Field(NamedTuple):
 # shows title, url and forms) and docs/dingtalk-todo.md §10.2 (cards show subject, due time,
 # priority and the urls; no description).
 FIELDS = (
-    Field("title", BOTH, in_place=True, readable=True),
-    Field("url", BOTH, readable=True),
-    Field("pc_url", BOTH),
-    Field("form", WORKRECORD, readable=True),
-    Field("source_name", WORKRECORD),
-    Field("originator_userid", WORKRECORD),
-    Field("pc_open_type", WORKRECORD),
-    Field("description", TODO, in_place=True),
-    Field("due_time", TODO, in_place=True, readable=True),
-    Field("priority", TODO, readable=True),
-    Field("ding", TODO, compared=False),
-    Field("creator_userid", TODO),
+    Field("title", ON_BOTH, in_place=True, readable=True),
+    Field("url", ON_BOTH, readable=True),
+    Field("pc_url", ON_BOTH),
+    Field("form", ON_WORKRECORD, readable=True),
+    Field("source_name", ON_WORKRECORD),
+    Field("originator_userid", ON_WORKRECORD),
+    Field("pc_open_type", ON_WORKRECORD),
+    Field("description", ON_TODO, in_place=True),
+    Field("due_time", ON_TODO, in_place=True, readable=True),
+    Field("priority", ON_TODO, readable=True),
+    Field("ding", ON_TODO, compared=False),
+    Field("creator_userid", ON_TODO),
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 # Fields of a to-do that dingsync sends and compares; their order is the order of diffs.
@@ -83,7 +83,7 @@ class Content(NamedTuple):
             value = getattr(self, f.name)
             if f.name == "form":
                 data["form"] = [{"title": t, "content": c} for t, c in value]
-            elif value is not None or f.apis == WORKRECORD or f.apis == BOTH:
+            elif value is not None or f.apis == ON_WORKRECORD or f.apis == ON_BOTH:
                 data[f.name] = value
         return data
 

@@ -41,7 +41,7 @@ from dingsync.emulator.faults import ip_block_body
 from dingsync.emulator.limits import RateLimiter
 from dingsync.emulator.limits import make_limiter
 from dingsync.emulator.store import Store
-from dingsync.emulator.todo_gateway import TODO_CALL_NAMES
+from dingsync.emulator.todo_gateway import V1_CALL_NAMES
 from dingsync.emulator.todo_gateway import V1_PREFIX
 from dingsync.emulator.todo_gateway import TodoGateway
 from dingsync.emulator.todo_gateway import todo_call_name
@@ -74,7 +74,7 @@ UPDATE = "workrecord/update"
 LIST = "workrecord/getbyuserid"
 GET = "workrecord/get"
 USER_GET = "v2/user/get"
-CALL_NAMES = ("gettoken", ADD, UPDATE, LIST, GET, USER_GET, *TODO_CALL_NAMES, "other")
+CALL_NAMES = ("gettoken", ADD, UPDATE, LIST, GET, USER_GET, *V1_CALL_NAMES, "other")
 
 
 @dataclass

@@ -89,38 +89,38 @@ V1_JSON = "application/json"
 TOKEN_HEADER = "x-acs-dingtalk-access-token"
 
 ACCESS_TOKEN = "oauth2/accessToken"
-TODO_CREATE = "todo/create"
-TODO_GET = "todo/get"
-TODO_GET_BY_SOURCE = "todo/getBySourceId"
-TODO_UPDATE = "todo/update"
-TODO_DELETE = "todo/delete"
-TODO_STATUS = "todo/executorStatus"
-TODO_QUERY = "todo/orgTasksQuery"
-TODO_CALL_NAMES = (
+V1_CREATE = "todo/create"
+V1_GET = "todo/get"
+V1_GET_BY_SOURCE = "todo/getBySourceId"
+V1_UPDATE = "todo/update"
+V1_DELETE = "todo/delete"
+V1_STATUS = "todo/executorStatus"
+V1_QUERY = "todo/orgTasksQuery"
+V1_CALL_NAMES = (
     ACCESS_TOKEN,
-    TODO_CREATE,
-    TODO_GET,
-    TODO_GET_BY_SOURCE,
-    TODO_UPDATE,
-    TODO_DELETE,
-    TODO_STATUS,
-    TODO_QUERY,
+    V1_CREATE,
+    V1_GET,
+    V1_GET_BY_SOURCE,
+    V1_UPDATE,
+    V1_DELETE,
+    V1_STATUS,
+    V1_QUERY,
 )
 
 _TASKS = "/v1.0/todo/users/{unionId}/tasks"
 # call name -> (error code middle part, path as named in throttling messages)
 _CALLS = {
-    TODO_CREATE: (CREATE, _TASKS),
-    TODO_GET: (GET, _TASKS + "/{taskId}"),
-    TODO_GET_BY_SOURCE: (GET, _TASKS + "/sources/{sourceId}"),
-    TODO_UPDATE: (UPDATE, _TASKS + "/{taskId}"),
-    TODO_DELETE: (DELETE, _TASKS + "/{taskId}"),
-    TODO_STATUS: (STATUS, _TASKS + "/{taskId}/executorStatus"),
-    TODO_QUERY: (QUERY, "/v1.0/todo/users/{unionId}/org/tasks/query"),
+    V1_CREATE: (CREATE, _TASKS),
+    V1_GET: (GET, _TASKS + "/{taskId}"),
+    V1_GET_BY_SOURCE: (GET, _TASKS + "/sources/{sourceId}"),
+    V1_UPDATE: (UPDATE, _TASKS + "/{taskId}"),
+    V1_DELETE: (DELETE, _TASKS + "/{taskId}"),
+    V1_STATUS: (STATUS, _TASKS + "/{taskId}/executorStatus"),
+    V1_QUERY: (QUERY, "/v1.0/todo/users/{unionId}/org/tasks/query"),
 }
 _NOT_FOUND = "Specified api is not found, please check your url and method."
 _ALL_REFUSED = "当前接口的所有请求都被暂时禁用了"
-_WITH_BODY = frozenset({TODO_CREATE, TODO_UPDATE, TODO_STATUS, TODO_QUERY})
+_WITH_BODY = frozenset({V1_CREATE, V1_UPDATE, V1_STATUS, V1_QUERY})
 
 
 @dataclass(frozen=True)
@@ -146,19 +146,19 @@ def route_of(method: str, path: str) -> Route | None:
     user, rest = parts[2], parts[3:]
     match (method, *rest):
         case ("POST", "tasks"):
-            return Route(TODO_CREATE, user)
+            return Route(V1_CREATE, user)
         case ("GET", "tasks", "sources", source_id):
-            return Route(TODO_GET_BY_SOURCE, user, source_id)
+            return Route(V1_GET_BY_SOURCE, user, source_id)
         case ("GET", "tasks", task_id):
-            return Route(TODO_GET, user, task_id)
+            return Route(V1_GET, user, task_id)
         case ("PUT", "tasks", task_id):
-            return Route(TODO_UPDATE, user, task_id)
+            return Route(V1_UPDATE, user, task_id)
         case ("DELETE", "tasks", task_id):
-            return Route(TODO_DELETE, user, task_id)
+            return Route(V1_DELETE, user, task_id)
         case ("PUT", "tasks", task_id, "executorStatus"):
-            return Route(TODO_STATUS, user, task_id)
+            return Route(V1_STATUS, user, task_id)
         case ("POST", "org", "tasks", "query"):
-            return Route(TODO_QUERY, user)
+            return Route(V1_QUERY, user)
     return None
 
 
@@ -265,15 +265,15 @@ class TodoGateway:
         if operator is not None and operator != route.user:
             raise param_error(route.op, "operatorId is invalid")
         calls = TodoCalls(self.gateway, app, route, now, request_id)
-        if route.call == TODO_CREATE:
+        if route.call == V1_CREATE:
             return 200, calls.create(body)
-        if route.call in (TODO_GET, TODO_GET_BY_SOURCE):
+        if route.call in (V1_GET, V1_GET_BY_SOURCE):
             return 200, calls.get()
-        if route.call == TODO_UPDATE:
+        if route.call == V1_UPDATE:
             return 200, calls.update(body)
-        if route.call == TODO_DELETE:
+        if route.call == V1_DELETE:
             return 200, calls.delete()
-        if route.call == TODO_STATUS:
+        if route.call == V1_STATUS:
             return 200, calls.executor_status(body)
         return 200, calls.query(body)
 
@@ -312,7 +312,7 @@ class TodoCalls:
         return task.created_view(self.request_id)
 
     def get(self) -> dict[str, Any]:
-        if self.route.call == TODO_GET:
+        if self.route.call == V1_GET:
             task = self.todo.tasks.get(self.route.ref)
         else:
             task = self.todo.by_source_id(self.route.ref)
@@ -374,7 +374,7 @@ def check_people(gateway: Gateway, op: str, union_ids: tuple[str, ...] | None, n
 
 def _impossible_faults(route: Route, request: Request) -> frozenset[str]:
     """A lock error needs a create that carries a sourceId."""
-    if route.call == TODO_CREATE:
+    if route.call == V1_CREATE:
         body = read_json(request.body)
         if body is not None and isinstance(body.get("sourceId"), str) and body["sourceId"]:
             return frozenset()

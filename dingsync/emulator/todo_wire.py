@@ -38,7 +38,7 @@ MAX_CREATE_PEOPLE = 100
 MAX_UPDATE_PEOPLE = 1000
 PRIORITIES = (10, 20, 30, 40)
 ROLES = ("executor", "creator", "participant")
-TODO_TYPES = ("TODO", "READ")
+CARD_TYPES = ("TODO", "READ")
 
 # The middle part of each API's error codes: todo.<op>.paramError (§11.2).
 CREATE = "taskCreate"
@@ -131,7 +131,7 @@ def read_create(body: dict[str, Any]) -> CreateRequest:
     assert subject is not None
     app_url, pc_url = _detail_url(op, body.get("detailUrl"))
     todo_type = _optional_str(op, body, "todoType") or "TODO"
-    if todo_type not in TODO_TYPES:
+    if todo_type not in CARD_TYPES:
         raise param_error(op, "todoType is invalid")
     return CreateRequest(
         subject=subject,
@@ -197,7 +197,7 @@ def read_query(body: dict[str, Any]) -> QueryRequest:
     else:
         raise param_error(op, "nextToken is invalid")
     todo_type = _optional_str(op, body, "todoType") or None
-    if todo_type is not None and todo_type not in TODO_TYPES:
+    if todo_type is not None and todo_type not in CARD_TYPES:
         raise param_error(op, "todoType is invalid")
     return QueryRequest(
         offset=offset,
