@@ -41,8 +41,10 @@ class _Schedule:
 class RateLimiter:
     """A thread-safe pacer with one schedule per API name.
 
-    ``max_qps`` of 0 or None means unlimited: ``acquire`` returns at once and ``penalize``
-    does nothing. ``clock`` and ``sleep`` are injectable so tests can run on a fake clock.
+    ``max_qps`` of 0 or None means unpaced: ``acquire`` waits only while a rate-limit
+    answer's pause lasts (the server said when to come back; sending sooner only buys
+    more refusals), and ``penalize`` pauses without lowering any rate. ``clock`` and
+    ``sleep`` are injectable so tests can run on a fake clock.
     """
 
     def __init__(
@@ -100,7 +102,7 @@ class RateLimiter:
     def acquire(self, api: str) -> float:
         """Block until a call to ``api`` may be sent; return the seconds waited."""
         if self.unlimited:
-            return 0.0
+            return self._wait_out_pause(api)
         with self._lock:
             now = self._clock()
             schedule = self._schedule(api)
@@ -118,6 +120,9 @@ class RateLimiter:
         """Record a rate-limit answer for ``api``: pause it ``pause`` s, and halve its rate
         when the limiting goes on (an earlier episode less than ``calm_period`` ago)."""
         if self.unlimited:
+            with self._lock:
+                schedule = self._schedule(api)
+                schedule.paused_until = max(schedule.paused_until, self._clock() + pause)
             return
         with self._lock:
             now = self._clock()
@@ -129,6 +134,14 @@ class RateLimiter:
                     schedule.rate = max(self._floor, schedule.rate / 2)
                 schedule.last_episode = now
             schedule.quiet_since = now
+
+    def _wait_out_pause(self, api: str) -> float:
+        with self._lock:
+            schedule = self._schedules.get(api)
+            wait = 0.0 if schedule is None else schedule.paused_until - self._clock()
+        if wait > 0:
+            self._sleep(wait)
+        return max(wait, 0.0)
 
     def _schedule(self, api: str) -> _Schedule:
         schedule = self._schedules.get(api)

@@ -232,15 +232,19 @@ def test_other_apis_keep_their_rate() -> None:
 
 
 @pytest.mark.parametrize("max_qps", [0, 0.0, None])
-def test_unlimited_mode_never_waits(max_qps: float | None) -> None:
+def test_unlimited_mode_never_paces_but_waits_out_a_rate_limit_pause(
+    max_qps: float | None,
+) -> None:
     limiter, clock = make(max_qps)
     assert limiter.unlimited
     start = clock()
     for _ in range(1000):
         assert limiter.acquire("a") == 0.0
-    limiter.penalize("a")
-    assert limiter.acquire("a") == 0.0
     assert clock() == start
+    limiter.penalize("a", pause=0.5)
+    assert limiter.acquire("b") == 0.0  # another API goes on
+    assert limiter.acquire("a") == pytest.approx(0.5)  # the server said when to come back
+    assert limiter.acquire("a") == 0.0
     assert limiter.rate("a") == math.inf
 
 
