@@ -56,12 +56,17 @@ class Directory:
         self.users = users
         self.union_ids = dict(union_ids)
         self._members: dict[str, str] | None = None
+        # unionId -> userid of every member whose unionId was asked for: DingTalk knows
+        # whose a unionId is, and a derived one cannot be turned back without this.
+        self._answered: dict[str, str] = {}
 
     def union_id(self, userid: str) -> str | None:
         """The unionId of a member, or None for a userid that is not one."""
         if self.users is not None and userid not in self.users:
             return None
-        return self.union_ids.get(userid) or derived_union_id(userid)
+        value = self.union_ids.get(userid) or derived_union_id(userid)
+        self._answered[value] = userid
+        return value
 
     def knows(self, union_id: str) -> bool:
         """Whether ``union_id`` belongs to a member."""
@@ -76,7 +81,7 @@ class Directory:
         for userid, value in self.union_ids.items():
             if value == union_id:
                 return userid
-        return None
+        return self._answered.get(union_id)
 
     def _member_union_ids(self) -> dict[str, str]:
         if self._members is None:

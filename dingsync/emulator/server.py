@@ -156,6 +156,30 @@ class Emulator:
         with self._store.lock:
             return [task.full() for task in self._store.todo.tasks.values()]
 
+    def todo_records(self) -> list[dict[str, Any]]:
+        """The v1.0 to-dos in the shape of ``records()``: one entry per executor, with its
+        userid (where the directory knows it), the subject as title and status 0 open /
+        1 done, so that checks written for records work for both APIs."""
+        with self._store.lock:
+            directory = self._gateway.settings.directory
+            views = []
+            for task in self._store.todo.tasks.values():
+                data = task.full()
+                for executor in task.executor_ids:
+                    done = task.executors_done.get(executor, task.done)
+                    views.append(
+                        {
+                            "record_id": task.task_id,
+                            "userid": directory.userid_of(executor) or executor,
+                            "title": task.subject,
+                            "url": task.app_url,
+                            "status": 1 if done else 0,
+                            "source_id": task.source_id,
+                            "todo": data,
+                        }
+                    )
+            return views
+
     def complete_todo(self, task_id: str, executor: str | None = None) -> dict[str, Any]:
         """Mark a to-do done as its assignee would: the executor ``executor`` (a unionId),
         or the whole to-do when None. KeyError if unknown, ValueError for a non-executor."""
