@@ -880,6 +880,11 @@ def _on_pattern(error: ValidationError, path: Path) -> list[Translated]:
             f"create_time {show(value)} is not an ISO-8601 date-time "
             "such as 2026-12-01T09:00:00+08:00"
         )
+    elif label == "due_time":
+        message = (
+            f"due_time {show(value)} is neither a date (2026-12-05: the end of that day) nor "
+            "a date-time (2026-12-05T18:00:00+08:00)"
+        )
     elif _arg(error) == "\\S":
         message = f"{label} is blank"
     else:

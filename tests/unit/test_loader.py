@@ -55,6 +55,30 @@ EXPECTED: dict[str, list[str]] = {
             "needs 'api: todo' at the top"
         ),
     ],
+    "todo_bad_due_time.yaml": [
+        (
+            "10:15: tasks[0].due_time: due_time 'next friday' is neither a date (2026-12-05: "
+            "the end of that day) nor a date-time (2026-12-05T18:00:00+08:00)"
+        ),
+    ],
+    "todo_bad_on_removal.yaml": [
+        "3:13: on_removal: on_removal must be 'complete' or 'delete', not 'archive'",
+    ],
+    "todo_bad_priority.yaml": [
+        (
+            "10:15: tasks[0].priority: priority must be 'low' or 'normal' or 'high' or "
+            "'urgent', not 'highest'"
+        ),
+    ],
+    "todo_description_too_long.yaml": [
+        "10:18: tasks[0].description: description is 4097 characters; at most 4096 allowed",
+    ],
+    "todo_without_creator.yaml": [
+        (
+            "6:5: tasks[0]: missing required field 'creator_userid' (give it in the task or in "
+            "defaults)"
+        ),
+    ],
     # A title or userid can hide text or rewrite a plan line with these (U+202E turns the
     # text right to left; ESC and CR move the cursor).
     "invisible_characters.yaml": [
