@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from dataclasses import field
 
 from dingsync.backend import Backend
-from dingsync.chinatime import china_day_of
+from dingsync.backend import MovePast
 from dingsync.errors import ApiError
 from dingsync.errors import DingsyncError
 from dingsync.errors import DuplicateError
@@ -26,16 +26,15 @@ from dingsync.ledger import utc_now
 from dingsync.model import DesiredRecord
 from dingsync.model import PendingCreate
 from dingsync.model import StateRecord
-from dingsync.model import biz_id_for
 from dingsync.planner import Change
 from dingsync.planner import Complete
 from dingsync.planner import Create
+from dingsync.planner import Delete
 from dingsync.planner import Plan
-from dingsync.recovery import STATUSES
+from dingsync.planner import Reopen
+from dingsync.planner import Update
 from dingsync.recovery import KeyTakenError
 from dingsync.recovery import adopt
-from dingsync.recovery import matches
-from dingsync.recovery import same_content
 from dingsync.recovery import settle
 from dingsync.reporter import Reporter
 
@@ -48,6 +47,9 @@ class ApplyResult:
     created: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     completed: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    reopened: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     # Completions held back because the to-do that takes over from the old one failed.
     skipped: dict[str, str] = field(default_factory=dict)
@@ -58,6 +60,18 @@ class ApplyResult:
     @property
     def ok(self) -> bool:
         return not self.failed and self.fatal is None
+
+    def done_list(self, action: str) -> list[str]:
+        """The addresses ``action`` (create, update, ...) succeeded for."""
+        lists: dict[str, list[str]] = {
+            "create": self.created,
+            "update": self.updated,
+            "replace": self.replaced,
+            "reopen": self.reopened,
+            "complete": self.completed,
+            "delete": self.deleted,
+        }
+        return lists[action]
 
 
 class Applier:
@@ -83,6 +97,8 @@ class Applier:
         self._successor: dict[str, str] = {}
         self._finished: dict[str, threading.Event] = {}
         self._created: set[str] = set()
+        # Creates that found their to-do already on DingTalk (its key was taken by it).
+        self._found_there: set[str] = set()
 
     def apply(self, plan: Plan, result: ApplyResult | None = None) -> ApplyResult:
         result = result or ApplyResult()
@@ -120,7 +136,7 @@ class Applier:
                         finished.set()
                     queue.finished(change.address)
 
-    def _pair_renames(self, plan: Plan) -> dict[str, list[Complete]]:
+    def _pair_renames(self, plan: Plan) -> dict[str, list[Complete | Delete]]:
         """Pair each removed to-do with a create of the same userid, title and form.
 
         That is a renamed task key: the old to-do must stay open until the new one exists
@@ -131,8 +147,9 @@ class Applier:
             (c.desired.userid, c.desired.content.title, c.desired.content.form): c.address
             for c in plan.creates
         }
-        followers: dict[str, list[Complete]] = {}
-        for complete in plan.completes:
+        followers: dict[str, list[Complete | Delete]] = {}
+        retirements: tuple[Complete | Delete, ...] = (*plan.completes, *plan.deletes)
+        for complete in retirements:
             if complete.reason != "removed":
                 continue
             current = complete.current
@@ -145,7 +162,7 @@ class Applier:
 
     def _held_back(self, change: Change) -> str | None:
         """Why a completion must not run: the to-do that takes over from it failed."""
-        if not isinstance(change, Complete):
+        if not isinstance(change, (Complete, Delete)):
             return None
         successor = self._successor.get(change.current.record_id)
         if successor is None:
@@ -179,12 +196,12 @@ class Applier:
             self.reporter.failed(change.action, change.address, message)
         else:
             with self._result_lock:
-                bucket = {
-                    "create": result.created,
-                    "replace": result.replaced,
-                    "complete": result.completed,
-                }[change.action]
-                bucket.append(change.address)
+                if isinstance(change, Create) and change.address in self._found_there:
+                    # Not created: it was there (a lost state); counted as adopted.
+                    result.adopted.append(change.address)
+                    detail += ", already on DingTalk: adopted"
+                else:
+                    result.done_list(change.action).append(change.address)
                 if isinstance(change, Create):
                     self._created.add(change.address)
             self.reporter.succeeded(change.action, change.address, detail)
@@ -200,22 +217,54 @@ class Applier:
                 return f"interrupted create {change.pending.biz_id} cancelled"
         if isinstance(change, Complete):
             return self._complete(change.current)
+        if isinstance(change, Delete):
+            return self._delete(change.current)
+        if isinstance(change, (Update, Reopen)):
+            return self._edit(change)
         if isinstance(change, Create) and change.pending is not None:
             record, retired = self._settle(change.desired, change.pending, attempt=1)
         else:
             record, retired = self._create(change.desired)
         if retired is not None:
-            # The record this one supersedes: completed only once its successor exists.
-            self._complete(retired)
+            # The record this one supersedes: retired only once its successor exists.
+            if self.backend.capabilities.deletes:
+                self._delete(retired)
+            else:
+                self._complete(retired)
+        return record.record_id
+
+    def _edit(self, change: Update | Reopen) -> str:
+        record, content = change.current, change.desired.content
+        if isinstance(change, Reopen):
+            found = self.backend.reopen(record, content)
+        else:
+            found = self.backend.update(record, content)
+        if not found:
+            self.ledger.record_observations([], [record])
+            raise DingsyncError(
+                f"DingTalk does not know to-do {record.record_id} any more (deleted on "
+                "DingTalk?); recorded as missing, so the next apply creates it again"
+            )
+        self.ledger.record_edit(record, content, reopened=isinstance(change, Reopen))
+        return record.record_id
+
+    def _delete(self, record: StateRecord) -> str:
+        known = self.backend.delete(record)
+        self.ledger.mark_deleted(record)
+        if not known:
+            self.reporter.note(
+                f"{record.address}: DingTalk does not know to-do {record.record_id} any more; "
+                "treated as deleted"
+            )
         return record.record_id
 
     def _cancel(self, pending: PendingCreate) -> None:
-        # Completing by biz_id closes whatever holds that key. If a to-do of this address
-        # whose key is unknown (adopted) may hold it, that could be the to-do the file
-        # still wants; the lookup at the start of the run did not find the interrupted
-        # create, so dropping the intent is enough.
+        # Closing by the key closes whatever holds it. If a to-do of this address whose
+        # key is unknown (adopted) may hold it, that could be the to-do the file still
+        # wants; the lookup at the start of the run did not find the interrupted create,
+        # so dropping the intent is enough.
         if not self._key_may_be_held(pending):
-            self.backend.complete(pending.userid, pending.biz_id)
+            self.backend.cancel(pending)
         self.ledger.abandon_create(pending.address)
 
     def _key_may_be_held(self, pending: PendingCreate) -> bool:
@@ -235,7 +284,11 @@ class Applier:
         try:
             return settle(self.ledger, self.backend, pending)
         except KeyTakenError:
-            if pending.address not in self.ledger.state.records or attempt >= MAX_KEY_ATTEMPTS:
+            own = (
+                pending.address in self.ledger.state.records
+                or self.backend.capabilities.key_per_address
+            )
+            if not own or attempt >= MAX_KEY_ATTEMPTS:
                 raise
             self.ledger.abandon_create(pending.address)
             return self._create(desired, attempt + 1)
@@ -245,7 +298,7 @@ class Applier:
             raise DingsyncError(
                 f"the create may have reached DingTalk (its answer was lost), and looking it "
                 f"up failed: {exc}; it stays pending, and the next apply finds or resends it "
-                f"with the same biz_id"
+                f"with the same key"
             ) from exc
 
     def _complete(self, record: StateRecord) -> str:
@@ -253,7 +306,7 @@ class Applier:
         # not take it for the assignee's doing (a reopen in the file would not be sent).
         self.ledger.begin_complete(record)
         try:
-            known = self.backend.complete(record.userid, record.record_id)
+            known = self.backend.complete(record)
         except TransportError as exc:
             if not exc.maybe_committed:
                 self.ledger.abandon_complete(record)
@@ -284,7 +337,7 @@ class Applier:
         pending = PendingCreate(
             key=desired.key,
             userid=desired.userid,
-            biz_id=biz_id_for(self.namespace, desired.address, generation),
+            biz_id=self.backend.key_for(self.namespace, desired.address, generation),
             generation=generation,
             content=desired.content,
             fingerprint=desired.content.fingerprint(),
@@ -296,9 +349,7 @@ class Applier:
         )
         self.ledger.begin_create(pending)
         try:
-            record_id = self.backend.create(
-                pending.userid, pending.content, pending.biz_id, pending.create_time_ms
-            )
+            record_id = self.backend.create(pending)
         except TransportError as exc:
             if not exc.maybe_committed:
                 self.ledger.abandon_create(pending.address)
@@ -316,46 +367,31 @@ class Applier:
     def _duplicate(
         self, desired: DesiredRecord, pending: PendingCreate, exc: DuplicateError, attempt: int
     ) -> tuple[StateRecord, StateRecord | None]:
-        """854001: DingTalk already holds this biz_id for the user, or a to-do with this
-        title and form from today. Whatever holds it is looked up and adopted if it is what
-        this create sends; never is a to-do created beside it under a fresh key unless it
-        provably belongs to this address's own history."""
-        userid = pending.userid
-        known = self.ledger.known_record_ids()
-        listed = [r for status in STATUSES for r in self.backend.list_records(userid, status)]
-        unknown = [r for r in listed if r.record_id not in known]
-        found = next((r for r in unknown if matches(pending, r)), None) or next(
-            (r for r in unknown if same_content(pending.content, r)), None
-        )
-        if found is not None:
+        """DingTalk already holds this create's key (or, for the legacy API, a to-do with
+        this title and form from today). What holds it is adopted if it is this create;
+        never is a to-do created beside it under a fresh key unless it provably belongs to
+        this address's own history (``MovePast``)."""
+        own = pending.address in self.ledger.state.records
+        try:
+            found = self.backend.resolve_duplicate(
+                pending, exc, self.ledger.known_record_ids(), own
+            )
+        except DingsyncError:
+            self.ledger.abandon_create(pending.address)
+            raise
+        if not isinstance(found, MovePast):
+            self._found_there.add(pending.address)
             return adopt(self.ledger, pending, found)
         self.ledger.abandon_create(pending.address)
-        today = china_day_of(self._clock_ms() / 1000)
-        content = pending.content
-        if any(
-            r.title == content.title
-            and r.form == content.form
-            and china_day_of(r.create_time_ms / 1000) == today
-            for r in listed
-        ):
+        if attempt >= MAX_KEY_ATTEMPTS:
             raise DingsyncError(
-                f"{exc}; DingTalk accepts one to-do with the same title and form per user per "
-                "day (change the title or form, or apply again tomorrow)"
-            ) from None
-        if pending.address in self.ledger.state.records and attempt < MAX_KEY_ATTEMPTS:
-            # The key was used by an earlier generation of this very address that the state
-            # no longer remembers (it was restored, or the record imported): move past it.
-            return self._create(desired, attempt + 1)
-        raise DingsyncError(
-            f"{exc}; DingTalk already holds a to-do with this address's key "
-            f"({pending.biz_id}) but with other content: a to-do from a lost state of this "
-            f"task file, or from another task file with the same namespace "
-            f"'{self.namespace}'. Adopt it with 'dingsync import {pending.address} "
-            "RECORD_ID', or give this task file its own namespace"
-        ) from None
+                f"{exc}; the keys of {MAX_KEY_ATTEMPTS} generations of {pending.address} are "
+                "all held by earlier to-dos; adopt the current one with 'dingsync import'"
+            )
+        return self._create(desired, attempt + 1)
 
 
-def _interleaved(plan: Plan, followers: dict[str, list[Complete]]) -> list[Change]:
+def _interleaved(plan: Plan, followers: dict[str, list[Complete | Delete]]) -> list[Change]:
     """The plan's changes in the order they start, without the completions that wait.
 
     Each API has its own rate limit, so a plan is as fast as its busiest API allows only
@@ -364,7 +400,8 @@ def _interleaved(plan: Plan, followers: dict[str, list[Complete]]) -> list[Chang
     """
     waiting = {id(c) for group in followers.values() for c in group}
     adds: list[Change] = [*plan.creates, *plan.replaces]
-    updates: list[Change] = [c for c in plan.completes if id(c) not in waiting]
+    others: tuple[Change, ...] = (*plan.updates, *plan.reopens, *plan.completes, *plan.deletes)
+    updates: list[Change] = [c for c in others if id(c) not in waiting]
     if not adds or not updates:
         return [*adds, *updates]
     # Item i of a stream of n sits at (i + 0.5) / n of the run; a stable sort merges them.
@@ -383,7 +420,10 @@ class _Queue:
     """
 
     def __init__(
-        self, order: list[Change], followers: dict[str, list[Complete]], stop: threading.Event
+        self,
+        order: list[Change],
+        followers: dict[str, list[Complete | Delete]],
+        stop: threading.Event,
     ) -> None:
         self._order: deque[Change] = deque(order)
         self._ready: deque[Change] = deque()

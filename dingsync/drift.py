@@ -1,7 +1,7 @@
-"""Pure drift judgement: what was sent (state) against what DingTalk lists now.
+"""Pure drift judgement: what was sent (state) against what DingTalk shows now.
 
-The list call reveals only title, url, forms and open/done, so only those are compared;
-pc_url, source_name, originator and pc_open_type cannot be read back.
+Only the fields the API reads back are compared (``Capabilities.readable``): the legacy
+list shows title, url and forms; v1.0 cards show title, both urls, due time and priority.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from typing import Any
 from typing import Literal
 from typing import NamedTuple
 
+from dingsync.model import FIELDS
 from dingsync.model import RemoteRecord
 from dingsync.model import StateRecord
 from dingsync.wording import counted
 
+FIELD_ORDER = tuple(f.name for f in FIELDS)
 DriftKind = Literal["completed", "missing", "modified"]
 
 
@@ -46,8 +48,15 @@ class DriftReport(NamedTuple):
         return f"Drift: {counts} ({counted(self.checked, 'record')} checked)."
 
 
-def _comparable(title: str, url: str, form: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-    return {"title": title, "url": url, "form": [{"title": t, "content": c} for t, c in form]}
+# The legacy list's fields: what a drift report compares unless told otherwise.
+LISTED = frozenset({"title", "url", "form"})
+
+
+def _comparable(item: Any, readable: frozenset[str]) -> dict[str, Any]:
+    data = {name: getattr(item, name) for name in FIELD_ORDER if name in readable}
+    if "form" in data:
+        data["form"] = [{"title": t, "content": c} for t, c in data["form"]]
+    return data
 
 
 def _path(deepdiff_path: list[Any]) -> str:
@@ -57,10 +66,12 @@ def _path(deepdiff_path: list[Any]) -> str:
     return text
 
 
-def field_drift(sent: StateRecord, remote: RemoteRecord) -> tuple[FieldDrift, ...]:
-    """Field-level differences between what dingsync sent and what the list shows."""
-    expected = _comparable(sent.content.title, sent.content.url, sent.content.form)
-    actual = _comparable(remote.title, remote.url, remote.form)
+def field_drift(
+    sent: StateRecord, remote: RemoteRecord, readable: frozenset[str] = LISTED
+) -> tuple[FieldDrift, ...]:
+    """Field-level differences between what dingsync sent and what DingTalk shows."""
+    expected = _comparable(sent.content, readable)
+    actual = _comparable(remote, readable)
     if expected == actual:
         return ()
     # Imported here: deepdiff is heavy, and most records have not drifted.
@@ -97,7 +108,11 @@ def mostly_missing(report: DriftReport) -> str | None:
     )
 
 
-def judge(records: list[StateRecord], observed: dict[str, RemoteRecord | None]) -> DriftReport:
+def judge(
+    records: list[StateRecord],
+    observed: dict[str, RemoteRecord | None],
+    readable: frozenset[str] = LISTED,
+) -> DriftReport:
     """Classify each refreshed record; ``observed`` maps record_id to what was found."""
     items: list[DriftItem] = []
     for record in records:
@@ -107,7 +122,7 @@ def judge(records: list[StateRecord], observed: dict[str, RemoteRecord | None]) 
         elif remote.status == "done" and record.status == "open":
             items.append(DriftItem(record.address, record.record_id, "completed"))
         else:
-            fields = field_drift(record, remote)
+            fields = field_drift(record, remote, readable)
             if fields:
                 items.append(DriftItem(record.address, record.record_id, "modified", fields))
     return DriftReport(tuple(sorted(items, key=lambda i: (i.address, i.kind))), len(records))

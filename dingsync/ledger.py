@@ -16,6 +16,7 @@ from datetime import datetime
 from datetime import timezone
 
 from dingsync.errors import StateError
+from dingsync.model import Content
 from dingsync.model import PendingCreate
 from dingsync.model import Remote
 from dingsync.model import State
@@ -148,6 +149,43 @@ class Ledger:
                         updated_at=utc_now(),
                     )
                 )
+
+    def record_edit(self, record: StateRecord, content: Content, reopened: bool = False) -> None:
+        """An update (or a reopen) of ``record`` to ``content`` succeeded."""
+        with self._lock:
+            current = self.state.records.get(record.address)
+            if current is not None and current.record_id == record.record_id:
+                changed = current._replace(
+                    content=content, fingerprint=content.fingerprint(), updated_at=utc_now()
+                )
+                if reopened:
+                    changed = changed._replace(status="open", completed_by=None, missing=False)
+                self._record(changed)
+
+    def record_remote_content(self, record: StateRecord, content: Content) -> None:
+        """A refresh saw ``record`` edited on DingTalk: the state holds what is there now,
+        so that the plan updates it back to the file."""
+        self.record_edit(record, content)
+
+    def mark_deleted(self, record: StateRecord) -> None:
+        """A to-do is deleted: the address is forgotten (its generations are kept)."""
+        with self._lock:
+            if record.record_id in self.state.retiring:
+                self._store.journal_retired(self.state, record.record_id)
+                self._dirty = True
+            current = self.state.records.get(record.address)
+            if current is not None and current.record_id == record.record_id:
+                self._store.journal_forget(self.state, record.address)
+                self._dirty = True
+
+    def remember_union_ids(self, union_ids: dict[str, str]) -> None:
+        """userid → unionId mappings learnt this run (v1.0): kept so plan stays offline
+        and each userid is resolved once for the life of the state."""
+        with self._lock:
+            new = {u: i for u, i in union_ids.items() if self.state.union_ids.get(u) != i}
+            if new:
+                self._store.journal_union_ids(self.state, new)
+                self._dirty = True
 
     def record_observations(
         self,

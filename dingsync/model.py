@@ -14,6 +14,7 @@ from typing import Literal
 from typing import NamedTuple
 
 Status = Literal["open", "done"]
+STATUSES: tuple[Status, ...] = ("open", "done")
 FormPairs = tuple[tuple[str, str], ...]
 
 Api = Literal["workrecord", "todo"]
@@ -31,23 +32,23 @@ class Field(NamedTuple):
     apis: frozenset[Api]  # the APIs that have it: any other API's task file may not give it
     compared: bool = True  # a change of it is planned (else it is sent with a create only)
     in_place: bool = False  # with an API that edits to-dos, updated in place, not replaced
-    readable: bool = False  # a refresh sees it, so drift is judged on it
+    readable: frozenset[Api] = frozenset()  # the APIs whose refresh sees it (drift is judged on it)
 
 
 # In the order of diffs. Which API reads back what: docs/dingtalk-workrecord.md §5.3 (the list
 # shows title, url and forms) and docs/dingtalk-todo.md §10.2 (cards show subject, due time,
-# priority and the urls; no description).
+# priority and both urls; no description). What v1.0 edits in place: §7.2.
 FIELDS = (
-    Field("title", ON_BOTH, in_place=True, readable=True),
-    Field("url", ON_BOTH, readable=True),
-    Field("pc_url", ON_BOTH),
-    Field("form", ON_WORKRECORD, readable=True),
+    Field("title", ON_BOTH, in_place=True, readable=ON_BOTH),
+    Field("url", ON_BOTH, readable=ON_BOTH),
+    Field("pc_url", ON_BOTH, readable=ON_TODO),
+    Field("form", ON_WORKRECORD, readable=ON_WORKRECORD),
     Field("source_name", ON_WORKRECORD),
     Field("originator_userid", ON_WORKRECORD),
     Field("pc_open_type", ON_WORKRECORD),
     Field("description", ON_TODO, in_place=True),
-    Field("due_time", ON_TODO, in_place=True, readable=True),
-    Field("priority", ON_TODO, readable=True),
+    Field("due_time", ON_TODO, in_place=True, readable=ON_TODO),
+    Field("priority", ON_TODO, readable=ON_TODO),
     Field("ding", ON_TODO, compared=False),
     Field("creator_userid", ON_TODO),
 )
@@ -152,7 +153,11 @@ class TaskFile(NamedTuple):
 
 
 class RemoteRecord(NamedTuple):
-    """One item of ``getbyuserid``: all that the list call reveals of a to-do."""
+    """A to-do as a read reveals it: a ``getbyuserid`` item, or a v1.0 card or task.
+
+    Fields a read does not show are None (a legacy list shows no due time; a v1.0 card no
+    form); ``key`` is the create's sourceId where the API shows it (never the biz_id).
+    """
 
     record_id: str
     userid: str
@@ -161,6 +166,10 @@ class RemoteRecord(NamedTuple):
     url: str
     form: FormPairs
     status: Status
+    pc_url: str | None = None
+    due_time: int | None = None
+    priority: int | None = None
+    key: str | None = None
 
 
 class StateRecord(NamedTuple):
@@ -338,6 +347,9 @@ class State:
     # Where the records live (see ``Remote``); None until the first apply, or in a state
     # written before states named their remote.
     remote: Remote | None = None
+    # v1.0 only: userid -> unionId, resolved once (an unmetered contacts call) and kept so
+    # that plan stays offline and later applies need no lookup.
+    union_ids: dict[str, str] = field(default_factory=dict)
 
     def next_generation(self, address: str) -> int:
         return self.generations.get(address, -1) + 1
@@ -380,3 +392,21 @@ def biz_id_for(namespace: str, address: str, generation: int) -> str:
     """
     digest = hashlib.sha256(f"{namespace}\n{address}\n{generation}".encode()).hexdigest()
     return f"dingsync-{digest[:40]}-{generation}"
+
+
+def source_id_for(namespace: str, address: str, generation: int) -> str:
+    """The v1.0 create's ``sourceId``: ``dingsync-`` + 40 hex + ``-`` + generation.
+
+    Unlike the biz_id, the hex part names the address alone (namespace and address), so a
+    creator's list shows at a glance every generation of an address: a lost state finds
+    the current one there, whatever generation it reached. Only ``[a-z0-9-]``: it also
+    travels in a URL path (docs/dingtalk-todo.md §5.4).
+    """
+    digest = hashlib.sha256(f"{namespace}\n{address}".encode()).hexdigest()
+    return f"dingsync-{digest[:40]}-{generation}"
+
+
+def generation_of_key(key: str) -> int:
+    """The generation a biz_id or sourceId of dingsync's ends with; -1 for another key."""
+    head, _, tail = key.rpartition("-")
+    return int(tail) if head.startswith("dingsync-") and tail.isdigit() else -1

@@ -130,20 +130,11 @@ def announce_new_state(path: Path) -> None:
     err(f"No state at {path}: a new state")
 
 
-def load_tasks(task_file: str, to_plan: bool = True) -> TaskFile:
-    """The task file, validated; ``to_plan`` for a command that plans or applies it."""
-    from dingsync.errors import DingsyncError
+def load_tasks(task_file: str) -> TaskFile:
+    """The task file, validated."""
     from dingsync.loader import load_task_file
 
     task_file_ = load_task_file(task_file)
-    if to_plan and task_file_.api == "todo":
-        # The file format, its checks and the v1.0 client are in place; planning and
-        # applying through the v1.0 API are not yet, and workrecord calls must not be
-        # made from a file written for it.
-        raise DingsyncError(
-            f"{task_file}: api: this version of dingsync validates 'api: todo' files but "
-            "cannot plan or apply them yet; to apply, use the workrecord API (leave out 'api')"
-        )
     return task_file_
 
 
@@ -159,7 +150,7 @@ class Connection(NamedTuple):
     max_qps: float
     verbose: bool
     pool_size: int = 8
-    api: str = "workrecord"
+    api: str | None = "workrecord"  # None: the state's (a command that reads no task file)
 
     def remote(self) -> Remote:
         """The DingTalk this connection reaches, as a state file records it."""
@@ -168,14 +159,21 @@ class Connection(NamedTuple):
         from dingsync.model import Remote
         from dingsync.model import app_key_fingerprint
 
+        api = self.api or "workrecord"
         if self.sandbox:
-            return Remote(self.api, SANDBOX_ENDPOINT)
+            return Remote(api, SANDBOX_ENDPOINT)
         key, _ = credentials()
-        return Remote(self.api, check_endpoint(self.endpoint), app_key_fingerprint(key))
+        return Remote(api, check_endpoint(self.endpoint), app_key_fingerprint(key))
 
     def open(self) -> AbstractContextManager[Backend]:
         return open_backend(
-            self.endpoint, self.sandbox, self.task_file, self.max_qps, self.verbose, self.pool_size
+            self.endpoint,
+            self.sandbox,
+            self.task_file,
+            self.max_qps,
+            self.verbose,
+            self.pool_size,
+            self.api or "workrecord",
         )
 
 
@@ -187,9 +185,10 @@ def open_backend(
     max_qps: float,
     verbose: bool,
     pool_size: int = 8,
+    api: str = "workrecord",
 ) -> Iterator[Backend]:
-    """A DingTalk client: the real endpoint with env credentials, or a sandbox emulator."""
-    from dingsync.client import DingTalkClient
+    """The backend of ``api``: the real endpoint with env credentials, or a sandbox
+    emulator (which serves both APIs)."""
     from dingsync.client import check_endpoint
 
     log = (lambda line: err(redact(line))) if verbose else None
@@ -200,27 +199,42 @@ def open_backend(
         data = Path("state") / f"{Path(task_file).stem}.sandbox.emulator.json"
         config = EmulatorConfig(apps={SANDBOX_KEY: SANDBOX_SECRET}, data_path=data)
         with Emulator(config) as emulator:
-            client = DingTalkClient(
-                emulator.url,
-                SANDBOX_KEY,
-                SANDBOX_SECRET,
-                max_qps=max_qps,
-                log=log,
-                pool_size=pool_size,
+            backend = _backend(
+                api, emulator.url, SANDBOX_KEY, SANDBOX_SECRET, max_qps, log, pool_size
             )
             try:
-                yield client
+                yield backend
             finally:
-                client.close()
+                backend.close()
         return
     key, secret = credentials()
-    client = DingTalkClient(
-        check_endpoint(endpoint), key, secret, max_qps=max_qps, log=log, pool_size=pool_size
-    )
+    backend = _backend(api, check_endpoint(endpoint), key, secret, max_qps, log, pool_size)
     try:
-        yield client
+        yield backend
     finally:
-        client.close()
+        backend.close()
+
+
+def _backend(
+    api: str,
+    endpoint: str,
+    key: str,
+    secret: str,
+    max_qps: float,
+    log: Callable[[str], None] | None,
+    pool_size: int,
+) -> Backend:
+    if api == "todo":
+        from dingsync.todo_backend import TodoBackend
+        from dingsync.todo_client import TodoClient
+
+        todo = TodoClient(endpoint, key, secret, max_qps=max_qps, log=log, pool_size=pool_size)
+        return TodoBackend(todo)
+    from dingsync.client import DingTalkClient
+    from dingsync.workrecord import WorkrecordBackend
+
+    calls = DingTalkClient(endpoint, key, secret, max_qps=max_qps, log=log, pool_size=pool_size)
+    return WorkrecordBackend(calls)
 
 
 def credentials() -> tuple[str, str]:

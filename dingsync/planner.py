@@ -1,7 +1,9 @@
 """Pure planning: desired records + state -> the changes that bring DingTalk in line.
 
-To-dos cannot be edited, so a content change is a replace (create the new record, then
-complete the old one), and a removal is a completion. Nothing here does I/O.
+What a change can be depends on the API's declared capabilities: legacy to-dos cannot be
+edited, so every content change is a replace (create the new record, then complete the
+old one) and a removal a completion; v1.0 to-dos are updated in place where the changed
+fields allow it, reopened, and deleted where the file asks. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Any
 from typing import Literal
 from typing import NamedTuple
 
+from dingsync.backend import Capabilities
+from dingsync.backend import capabilities_of
 from dingsync.chinatime import CHINA
 from dingsync.chinatime import china_day
 from dingsync.model import CONTENT_FIELDS
@@ -58,6 +62,48 @@ class Replace(NamedTuple):
         return self.desired.address
 
 
+class Update(NamedTuple):
+    """Change in-place fields of an open to-do: the file changed, or DingTalk drifted."""
+
+    desired: DesiredRecord
+    current: StateRecord
+    changes: tuple[FieldChange, ...]
+    pending: None = None
+    action: Literal["update"] = "update"
+
+    @property
+    def address(self) -> str:
+        return self.desired.address
+
+
+class Reopen(NamedTuple):
+    """Open again a to-do that dingsync completed, with the file's in-place fields."""
+
+    desired: DesiredRecord
+    current: StateRecord
+    changes: tuple[FieldChange, ...] = ()
+    pending: None = None
+    action: Literal["reopen"] = "reopen"
+
+    @property
+    def address(self) -> str:
+        return self.desired.address
+
+
+class Delete(NamedTuple):
+    """Delete a to-do: removed from a file with ``on_removal: delete``, or the old one of a
+    replace where the API deletes."""
+
+    current: StateRecord
+    reason: str = "removed"  # removed | replaced
+    pending: None = None
+    action: Literal["delete"] = "delete"
+
+    @property
+    def address(self) -> str:
+        return self.current.address
+
+
 class Complete(NamedTuple):
     current: StateRecord
     # removed (not in the file) | done (status: done) | replaced (old record of a replace)
@@ -72,7 +118,9 @@ class Complete(NamedTuple):
         return self.current.address
 
 
-Change = Create | Replace | Complete
+Change = Create | Update | Replace | Reopen | Complete | Delete
+# The order of the plan and of its summary line.
+ACTIONS = ("create", "update", "replace", "reopen", "complete", "delete")
 
 
 class Plan(NamedTuple):
@@ -82,30 +130,46 @@ class Plan(NamedTuple):
     managed: int = 0  # open records in state: the base of the safety share
     unchanged: int = 0
     notes: tuple[str, ...] = ()
+    updates: tuple[Update, ...] = ()
+    reopens: tuple[Reopen, ...] = ()
+    deletes: tuple[Delete, ...] = ()
 
     @property
     def changes(self) -> tuple[Change, ...]:
-        return (*self.creates, *self.replaces, *self.completes)
+        return (
+            *self.creates,
+            *self.updates,
+            *self.replaces,
+            *self.reopens,
+            *self.completes,
+            *self.deletes,
+        )
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.creates or self.replaces or self.completes)
+        return bool(self.changes)
+
+    def counts(self) -> dict[str, int]:
+        counted: dict[str, int] = dict.fromkeys(ACTIONS, 0)
+        for change in self.changes:
+            counted[change.action] += 1
+        return counted
 
     def summary(self) -> str:
         if not self.has_changes:
             return "No changes."
-        return (
-            f"Plan: {len(self.creates)} to create, {len(self.replaces)} to replace, "
-            f"{len(self.completes)} to complete."
-        )
+        parts = [f"{n} to {action}" for action, n in self.counts().items() if n]
+        return "Plan: " + ", ".join(parts) + "."
 
     def destructive_count(self) -> int:
-        """Replacements and completions of managed records that are open now, and
-        recreates of records gone missing (a wrong endpoint makes every record look so)."""
+        """Replacements, completions and deletions of managed records that are open now,
+        and recreates of records gone missing (a wrong endpoint makes every record look
+        so). Updates and reopens change no to-do's existence and do not count."""
         replaced = sum(1 for r in self.replaces if r.pending is None)
         recreated = sum(1 for c in self.creates if c.reason == "missing")
         completed = sum(1 for c in self.completes if c.reason in ("removed", "done"))
-        return replaced + recreated + completed
+        deleted = sum(1 for d in self.deletes if d.reason == "removed")
+        return replaced + recreated + completed + deleted
 
     def unsafe_reason(self) -> str | None:
         """Why this plan needs --force, or None when it is within the safety threshold."""
@@ -115,7 +179,7 @@ class Plan(NamedTuple):
             return None
         share = 100.0 * touched / base
         return (
-            f"the plan would replace, complete or recreate {touched} of {base} managed "
+            f"the plan would replace, complete, delete or recreate {touched} of {base} managed "
             f"records ({share:.0f}%, more than {SAFETY_MAX_SHARE:.0%}); review it and rerun "
             "with --force"
         )
@@ -128,7 +192,9 @@ def diff_content(before: Content, after: Content) -> tuple[FieldChange, ...]:
     )
 
 
-def _plan_desired(desired: DesiredRecord, current: StateRecord | None) -> Change | None:
+def _plan_desired(
+    desired: DesiredRecord, current: StateRecord | None, caps: Capabilities
+) -> Change | None:
     if current is None:
         # A task that is done before dingsync ever sent it needs no to-do at all.
         return None if desired.status == "done" else Create(desired)
@@ -138,16 +204,21 @@ def _plan_desired(desired: DesiredRecord, current: StateRecord | None) -> Change
         return None
     if current.missing:
         return Create(desired, reason="missing")
+    changes = diff_content(current.content, desired.content)
+    in_place = all(fc.field in caps.in_place for fc in changes)
     if current.status == "done":
         # A record the assignee finished stays finished; one that dingsync closed because
         # the file said done (or dropped the task) is assigned again when the file reopens it.
-        if current.completed_by == "dingsync":
-            return Create(desired, reason="reopened")
+        if current.completed_by != "dingsync":
+            return None
+        if caps.reopens and in_place:
+            return Reopen(desired, current, changes)
+        return Create(desired, reason="reopened")
+    if not changes:
         return None
-    changes = diff_content(current.content, desired.content)
-    if changes:
-        return Replace(desired, current, changes)
-    return None
+    if in_place:
+        return Update(desired, current, changes)
+    return Replace(desired, current, changes)
 
 
 def as_record(pending: PendingCreate) -> StateRecord:
@@ -179,7 +250,7 @@ def _plan_pending(desired: DesiredRecord | None, pending: PendingCreate) -> Chan
     wanted_open = desired is not None and desired.status == "open"
     # Compared by value, not by fingerprint: a fingerprint written by another version of
     # dingsync may be computed differently.
-    if desired is not None and wanted_open and desired.content == pending.content:
+    if desired is not None and wanted_open and not diff_content(pending.content, desired.content):
         return Create(desired, reason="resume", pending=pending)
     ghost = as_record(pending)
     if desired is None or not wanted_open:
@@ -189,20 +260,33 @@ def _plan_pending(desired: DesiredRecord | None, pending: PendingCreate) -> Chan
 
 class _Buckets:
     def __init__(self) -> None:
-        self.creates: list[Create] = []
-        self.replaces: list[Replace] = []
-        self.completes: list[Complete] = []
+        self.by_action: dict[str, list[Change]] = {action: [] for action in ACTIONS}
         self.unchanged = 0
 
     def add(self, change: Change | None) -> None:
         if change is None:
             self.unchanged += 1
-        elif isinstance(change, Create):
-            self.creates.append(change)
-        elif isinstance(change, Replace):
-            self.replaces.append(change)
         else:
-            self.completes.append(change)
+            self.by_action[change.action].append(change)
+
+    def sorted(self, action: str) -> tuple[Any, ...]:
+        return tuple(sorted(self.by_action[action], key=lambda c: (c.address, _record_id(c))))
+
+
+def _record_id(change: Change) -> str:
+    current = getattr(change, "current", None)
+    return current.record_id if current is not None else ""
+
+
+def _retire(old: StateRecord, caps: Capabilities) -> Change:
+    """The old record of a replace: deleted where the API deletes (SPEC), else completed."""
+    return Delete(old, reason="replaced") if caps.deletes else Complete(old, reason="replaced")
+
+
+def _remove(current: StateRecord, task_file: TaskFile, caps: Capabilities) -> Change:
+    if task_file.on_removal == "delete" and caps.deletes:
+        return Delete(current, reason="removed")
+    return Complete(current, reason="removed")
 
 
 def make_plan(task_file: TaskFile, state: State, today: str | None = None) -> Plan:
@@ -211,47 +295,53 @@ def make_plan(task_file: TaskFile, state: State, today: str | None = None) -> Pl
     ``today`` (China time, ``YYYY-MM-DD``, see ``china_day``) lets the plan warn of
     replaces that DingTalk will refuse today; without it there is no such note.
     """
+    caps = capabilities_of(task_file.api)
     buckets = _Buckets()
     desired_by_address = task_file.by_address()
     for address, desired in desired_by_address.items():
         current = state.records.get(address)
         pending = state.pending.get(address)
         if pending is None:
-            buckets.add(_plan_desired(desired, current))
+            buckets.add(_plan_desired(desired, current, caps))
             continue
         change = _plan_pending(desired, pending)
         buckets.add(change)
         # A resumed or replaced interrupted create retires the record it supersedes when it
         # lands; a cancelled one leaves that record to its own fate (status: done).
         if isinstance(change, Complete) and current is not None:
-            follow_up = _plan_desired(desired, current)
+            follow_up = _plan_desired(desired, current, caps)
             if follow_up is not None:
                 buckets.add(follow_up)
     for address, current in state.records.items():
         if address not in desired_by_address and current.status == "open" and not current.missing:
-            buckets.add(Complete(current, reason="removed"))
+            buckets.add(_remove(current, task_file, caps))
     for address, pending in state.pending.items():
         if address not in desired_by_address:
             buckets.add(_plan_pending(None, pending))
     for old in state.retiring.values():
-        buckets.add(Complete(old, reason="replaced"))
-    creates, replaces, completes = buckets.creates, buckets.replaces, buckets.completes
+        buckets.add(_retire(old, caps))
+    creates: list[Create] = list(buckets.sorted("create"))
+    replaces: list[Replace] = list(buckets.sorted("replace"))
     unchanged = buckets.unchanged
     managed = sum(1 for r in state.records.values() if r.status == "open" and not r.missing)
+    key_name = "sourceId" if caps.api == "todo" else "biz_id"
     notes = tuple(
         f"{address}: a create was interrupted; it is looked up first and sent again "
-        "(with its own biz_id) only if DingTalk does not have it"
+        f"(with its own {key_name}) only if DingTalk does not have it"
         for address in sorted(state.pending)
     )
-    if today is not None:
+    if today is not None and caps.same_day_rule:
         notes += tuple(_refused_today(creates, replaces, state, today))
     return Plan(
-        creates=tuple(sorted(creates, key=lambda c: c.address)),
-        replaces=tuple(sorted(replaces, key=lambda c: c.address)),
-        completes=tuple(sorted(completes, key=lambda c: (c.address, c.current.record_id))),
+        creates=tuple(creates),
+        replaces=tuple(replaces),
+        completes=buckets.sorted("complete"),
         managed=managed,
         unchanged=unchanged,
         notes=notes,
+        updates=buckets.sorted("update"),
+        reopens=buckets.sorted("reopen"),
+        deletes=buckets.sorted("delete"),
     )
 
 

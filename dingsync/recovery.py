@@ -2,14 +2,13 @@
 
 Three cases, one rule: never a second remote record for one address.
 
-* An interrupted create (a crash, a kill, a lost answer) is looked for in the user's lists
-  by exactly what dingsync sent (its create_time, title, url and form); only when it is not
-  there may it be sent again, and then with its own biz_id, which DingTalk refuses
-  (854001) if the first attempt did land after all.
+* An interrupted create (a crash, a kill, a lost answer) is looked for by its key or by
+  exactly what it sent, as its backend can (``Backend.find_created``); only when it is not
+  there may it be sent again, and then with its own key, which DingTalk refuses if the
+  first attempt did land after all.
 * A record the state does not know (a lost, moved or new state; a renamed task file) is
-  looked for in the user's open list by the title, url and form dingsync would send, and
-  adopted instead of created (``adopt_existing``).
-* A create refused as a duplicate (854001) is looked up the same way and adopted.
+  looked for remotely and adopted instead of created (``adopt_existing``).
+* A create refused as a duplicate is looked up the same way and adopted.
 
 Looking up is always safe and happens at the start of every apply and drift. Sending
 again happens only inside an approved apply (``settle``).
@@ -18,36 +17,24 @@ again happens only inside an approved apply (``settle``).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
 from collections.abc import Iterable
-from collections.abc import Iterator
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 from dingsync.backend import Backend
 from dingsync.errors import ApiError
 from dingsync.errors import DingsyncError
 from dingsync.errors import DuplicateError
-from dingsync.errors import InvalidUserError
 from dingsync.errors import RateLimitError
 from dingsync.errors import TransientApiError
 from dingsync.errors import TransportError
 from dingsync.ledger import Ledger
 from dingsync.ledger import utc_now
-from dingsync.model import Content
 from dingsync.model import DesiredRecord
 from dingsync.model import PendingCreate
 from dingsync.model import RemoteRecord
 from dingsync.model import StateRecord
-from dingsync.model import Status
+from dingsync.model import generation_of_key
 from dingsync.reporter import Reporter
-
-STATUSES: tuple[Status, ...] = ("open", "done")
-
-# Readings of one list, each after the client's own retries, before a look-up gives up: a
-# run under heavy faults then still finds what it looks for (issue 12 target).
-LIST_ROUNDS = 3
 
 # Failures after which another try may succeed: nothing was learnt from the call.
 _UNSETTLED = (TransportError, TransientApiError, RateLimitError)
@@ -58,81 +45,6 @@ class KeyTakenError(DingsyncError):
     exactly what it sent can be found: its key is held by another to-do."""
 
 
-T = TypeVar("T")
-
-
-def matches(pending: PendingCreate, remote: RemoteRecord) -> bool:
-    """Whether ``remote`` is exactly what ``pending`` sent, create_time included."""
-    return remote.create_time_ms == pending.create_time_ms and same_content(pending.content, remote)
-
-
-def same_content(content: Content, remote: RemoteRecord) -> bool:
-    """Whether ``remote`` shows the title, url and form of ``content`` (all a list shows)."""
-    return (
-        remote.title == content.title and remote.url == content.url and remote.form == content.form
-    )
-
-
-def search_lists(
-    backend: Backend,
-    userid: str,
-    wanted: Mapping[str, T],
-    fits: Callable[[T, RemoteRecord], bool],
-    known_ids: set[str],
-    statuses: tuple[Status, ...] = STATUSES,
-) -> dict[str, RemoteRecord]:
-    """Page the user's lists (in ``statuses`` order) until every wanted key has a fit.
-
-    Records already in the state are passed over, so an older record of the same address
-    is never mistaken for a new one; each remote record fits one key at most.
-    """
-    left = dict(wanted)
-    found: dict[str, RemoteRecord] = {}
-    for status in statuses:
-        if not left:
-            break
-        for remote in listing(backend, userid, status):
-            if remote.record_id in known_ids:
-                continue
-            for key, item in list(left.items()):
-                if fits(item, remote):
-                    found[key] = remote
-                    del left[key]
-                    break
-            if not left:
-                break
-    return found
-
-
-def listing(backend: Backend, userid: str, status: Status) -> Iterator[RemoteRecord]:
-    """The user's list, read again from its start where a page fails in transit.
-
-    Reading is always safe to repeat; the records already yielded are not yielded again.
-    """
-    seen = 0
-    for round_ in range(1, LIST_ROUNDS + 1):
-        try:
-            for n, remote in enumerate(backend.list_records(userid, status)):
-                if n >= seen:
-                    seen += 1
-                    yield remote
-            return
-        except _UNSETTLED as exc:
-            if exc.fatal or round_ >= LIST_ROUNDS:
-                raise
-
-
-def find_remote(
-    backend: Backend, pendings: Iterable[PendingCreate], known_ids: set[str]
-) -> dict[str, RemoteRecord]:
-    """Look the pending creates of one user up in the open list, then the done list."""
-    wanted = {p.address: p for p in pendings}
-    if not wanted:
-        return {}
-    userid = next(iter(wanted.values())).userid
-    return search_lists(backend, userid, wanted, matches, known_ids)
-
-
 def adopt(
     ledger: Ledger, pending: PendingCreate, remote: RemoteRecord
 ) -> tuple[StateRecord, StateRecord | None]:
@@ -140,7 +52,7 @@ def adopt(
 
 
 def look_up_pending(ledger: Ledger, backend: Backend, reporter: Reporter) -> int:
-    """Adopt every interrupted create that DingTalk lists; sends nothing.
+    """Adopt every interrupted create that DingTalk has; sends nothing.
 
     Returns how many stay pending: those the next plan resumes (or cancels, when the
     file no longer wants them).
@@ -148,22 +60,18 @@ def look_up_pending(ledger: Ledger, backend: Backend, reporter: Reporter) -> int
     state = ledger.state
     if not state.pending:
         return 0
-    by_user: dict[str, list[PendingCreate]] = defaultdict(list)
-    for pending in list(state.pending.values()):
-        by_user[pending.userid].append(pending)
+    pendings = sorted(state.pending.values(), key=lambda p: p.address)
     known_ids = ledger.known_record_ids()
+    found = backend.find_created(pendings, known_ids)
     left = 0
-    for userid in sorted(by_user):
-        pendings = by_user[userid]
-        found = find_remote(backend, pendings, known_ids)
-        for pending in pendings:
-            remote = found.get(pending.address)
-            if remote is None:
-                left += 1
-                continue
-            adopt(ledger, pending, remote)
-            known_ids.add(remote.record_id)
-            reporter.resolved(pending.address, "found on DingTalk and adopted")
+    for pending in pendings:
+        remote = found.get(pending.address)
+        if remote is None or remote.record_id in known_ids:
+            left += int(remote is None)
+            continue
+        adopt(ledger, pending, remote)
+        known_ids.add(remote.record_id)
+        reporter.resolved(pending.address, "found on DingTalk and adopted")
     return left
 
 
@@ -173,73 +81,81 @@ def adopt_existing(
     desired: Iterable[DesiredRecord],
     reporter: Reporter,
     parallelism: int = 1,
+    namespace: str = "tasks",
 ) -> list[str]:
     """Adopt the open to-dos that already are what the state does not know it has sent.
 
-    For each address of the file that the state holds no record of, the user's open list
-    is searched for a to-do with exactly the title, url and form dingsync would send. One
-    is adopted rather than created again: the state was lost, moved or is new, or the task
-    file was renamed. Costs one list call per page of each such user, and nothing when the
-    state knows every address; users are looked up ``parallelism`` at a time, so that the
-    look-up does not hold up a large first apply (the apply-speed target). Returns the
-    adopted addresses.
+    For each address of the file that the state holds no record of, DingTalk is searched
+    for the to-do dingsync would have sent (``Backend.find_existing``: by content in the
+    legacy user's list, by sourceId in the v1.0 creator's list). One is adopted rather than
+    created again: the state was lost, moved or is new, or the task file was renamed. Costs
+    nothing when the state knows every address; groups (users, creators) are looked up
+    ``parallelism`` at a time, so that the look-up does not hold up a large first apply.
+    Returns the adopted addresses.
     """
     state = ledger.state
-    by_user: dict[str, dict[str, DesiredRecord]] = defaultdict(dict)
+    by_group: dict[str, dict[str, DesiredRecord]] = defaultdict(dict)
     for record in desired:
         address = record.address
         if record.status == "open" and address not in state.records:
             if address not in state.pending:
-                by_user[record.userid][address] = record
+                by_group[backend.lookup_group(record)][address] = record
     adopted: list[str] = []
-    if not by_user:
+    if not by_group:
         return adopted
     known_ids = ledger.known_record_ids()
 
-    def search(userid: str) -> dict[str, RemoteRecord]:
-        try:
-            return search_lists(
-                backend,
-                userid,
-                by_user[userid],
-                lambda d, remote: same_content(d.content, remote),
-                known_ids,
-                statuses=("open",),
-            )
-        except InvalidUserError:
-            return {}  # not a member: nothing to adopt, and its creates fail on their own
+    def search(group: str) -> dict[str, RemoteRecord]:
+        return backend.find_existing(by_group[group], namespace, known_ids)
 
-    users = sorted(by_user)
-    # A user's lists hold only that user's to-dos, so the searches cannot find one record
-    # twice; adopting happens afterwards, in order.
-    with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(users)))) as pool:
-        results = list(pool.map(search, users))
-    for userid, found in zip(users, results, strict=True):
-        wanted = by_user[userid]
+    groups = sorted(by_group)
+    # Each search covers one group (a user, a creator) only, so the searches cannot find
+    # one record twice; adopting happens afterwards, in order.
+    with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(groups)))) as pool:
+        results = list(pool.map(search, groups))
+    for group, found in zip(groups, results, strict=True):
+        wanted = by_group[group]
         for address in sorted(found):
             remote = found[address]
-            ledger.adopt(adopted_record(wanted[address], remote, ledger))
+            if remote.record_id in known_ids:
+                continue
+            taken = adopted_record(wanted[address], remote, ledger, backend.capabilities.in_place)
+            ledger.adopt(taken)
             known_ids.add(remote.record_id)
             adopted.append(address)
             reporter.note(f"{address}: found open on DingTalk ({remote.record_id}), adopted")
     return adopted
 
 
-def adopted_record(desired: DesiredRecord, remote: RemoteRecord, ledger: Ledger) -> StateRecord:
+def adopted_record(
+    desired: DesiredRecord, remote: RemoteRecord, ledger: Ledger, in_place: frozenset[str]
+) -> StateRecord:
     """The state record of an existing to-do taken over for ``desired``.
 
-    Its biz_id cannot be read back, so it is left empty; the fields a list does not show
-    (pc_url, source_name, ...) are taken to be the file's.
+    The fields the API edits in place are taken as DingTalk shows them, so the plan
+    updates them back to the file; every other field is taken to be the file's, as with
+    a state that was never lost (an edit of a create-only field on DingTalk is drift to
+    report, not a reason to replace). A key the API shows (a v1.0 sourceId) is kept with
+    its generation; a legacy biz_id cannot be read back and is left empty.
     """
     now = utc_now()
+    shown = {
+        name: getattr(remote, name)
+        for name in sorted(in_place)
+        if getattr(remote, name, None) is not None
+    }
+    content = desired.content._replace(**shown)
+    generation = ledger.state.next_generation(desired.address)
+    if remote.key:
+        generation = max(generation_of_key(remote.key), 0)
     return StateRecord(
         key=desired.key,
         userid=desired.userid,
         record_id=remote.record_id,
-        biz_id="",
-        generation=ledger.state.next_generation(desired.address),
-        content=desired.content,
-        fingerprint=desired.content.fingerprint(),
+        biz_id=remote.key or "",
+        generation=generation,
+        content=content,
+        fingerprint=content.fingerprint(),
         status=remote.status,
         create_time_ms=remote.create_time_ms,
         created_at=now,
@@ -276,21 +192,19 @@ def _settle_once(
     ledger: Ledger, backend: Backend, pending: PendingCreate
 ) -> tuple[StateRecord, StateRecord | None]:
     known_ids = ledger.known_record_ids()
-    remote = find_remote(backend, [pending], known_ids).get(pending.address)
+    remote = backend.find_created([pending], known_ids).get(pending.address)
     if remote is not None:
         return adopt(ledger, pending, remote)
     try:
-        record_id = backend.create(
-            pending.userid, pending.content, pending.biz_id, pending.create_time_ms
-        )
+        record_id = backend.create(pending)
     except DuplicateError:
-        # DingTalk holds this biz_id: the first attempt landed. Look once more (it may
+        # DingTalk holds this key: the first attempt landed. Look once more (it may
         # have landed after our lookup); if it still cannot be seen, keep it pending.
-        remote = find_remote(backend, [pending], known_ids).get(pending.address)
+        remote = backend.find_created([pending], known_ids).get(pending.address)
         if remote is None:
             raise KeyTakenError(
-                f"DingTalk already holds biz_id {pending.biz_id} for {pending.userid}, but "
-                "the record is in neither of the user's lists; left pending"
+                f"DingTalk already holds the key {pending.biz_id} for {pending.userid}, but "
+                "the to-do cannot be found; left pending"
             ) from None
         return adopt(ledger, pending, remote)
     except (TransientApiError, RateLimitError):

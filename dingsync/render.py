@@ -10,16 +10,20 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 from typing import Any
 
 from dingsync import __version__
+from dingsync.chinatime import CHINA
 from dingsync.model import TaskFile
+from dingsync.planner import ACTIONS
 from dingsync.planner import Change
 from dingsync.planner import Complete
 from dingsync.planner import Create
+from dingsync.planner import Delete
+from dingsync.planner import FieldChange
 from dingsync.planner import Plan
-from dingsync.planner import Replace
 
 if TYPE_CHECKING:
     from dingsync.applier import ApplyResult
@@ -60,8 +64,22 @@ def _plain(text: str, **_: Any) -> str:
     return text
 
 
-SYMBOLS = {"create": "+", "replace": "-/+", "complete": "✓"}
-COLORS = {"create": "green", "replace": "yellow", "complete": "cyan"}
+SYMBOLS = {
+    "create": "+",
+    "update": "~",
+    "replace": "-/+",
+    "reopen": "↺",
+    "complete": "✓",
+    "delete": "-",
+}
+COLORS = {
+    "create": "green",
+    "update": "yellow",
+    "replace": "yellow",
+    "reopen": "green",
+    "complete": "cyan",
+    "delete": "red",
+}
 REASONS = {
     "new": "",
     "missing": "recreate: missing on DingTalk",
@@ -102,10 +120,18 @@ def shown(text: str) -> str:
     )
 
 
-def _short(value: Any) -> str:
+def _short(value: Any, field: str = "") -> str:
+    if field == "due_time" and isinstance(value, int) and not isinstance(value, bool):
+        # Unix milliseconds in the state; shown as the China time a user wrote.
+        moment = datetime.fromtimestamp(value / 1000, CHINA)
+        return moment.strftime("%Y-%m-%d %H:%M:%S+08:00")
     if isinstance(value, list):
         return "[" + ", ".join(f"{shown(i['title'])}: {shown(i['content'])}" for i in value) + "]"
     return json.dumps(value, ensure_ascii=False)
+
+
+def _field_line(fc: FieldChange) -> str:
+    return f"{fc.field}: {_short(fc.before, fc.field)} → {_short(fc.after, fc.field)}"
 
 
 def warnings(plan: Plan) -> list[tuple[str, str]]:
@@ -116,8 +142,13 @@ def warnings(plan: Plan) -> list[tuple[str, str]]:
     return (refusal if unsafe else []) + [("Note", shown(note)) for note in plan.notes]
 
 
+def _field_changes(change: Change) -> tuple[FieldChange, ...]:
+    """The field diff a change shows: replaces, updates and reopens have one."""
+    return getattr(change, "changes", ())
+
+
 def _detail(change: Change) -> str:
-    if isinstance(change, Complete):
+    if isinstance(change, (Complete, Delete)):
         reason = REASONS.get(change.reason, change.reason)
         return f"{shown(change.current.content.title)}  ({reason}, {change.current.record_id})"
     text = shown(change.desired.content.title)
@@ -140,10 +171,10 @@ def plan_text(plan: Plan, style: Style = _plain) -> str:
                 f"  {style(label, fg=COLORS[change.action])}  "
                 f"{_pad(shown(change.address), address_width)}  {_detail(change)}"
             )
-            if isinstance(change, Replace):
+            if _field_changes(change):
                 indent = " " * (label_width + 4)
-                for fc in change.changes:
-                    lines.append(f"{indent}{fc.field}: {_short(fc.before)} → {_short(fc.after)}")
+                for fc in _field_changes(change):
+                    lines.append(f"{indent}{_field_line(fc)}")
         lines.append("")
     for label, text in warnings(plan):
         lines.append(f"{label}: {text}")
@@ -161,10 +192,8 @@ def plan_markdown(plan: Plan, task_file: TaskFile) -> str:
         lines += ["| | action | address | details |", "|---|---|---|---|"]
         for change in plan.changes:
             details = _detail(change)
-            if isinstance(change, Replace):
-                details += "<br>" + "<br>".join(
-                    f"{fc.field}: {_short(fc.before)} → {_short(fc.after)}" for fc in change.changes
-                )
+            if _field_changes(change):
+                details += "<br>" + "<br>".join(_field_line(fc) for fc in _field_changes(change))
             lines.append(
                 f"| {SYMBOLS[change.action]} | {change.action} | `{_md(change.address)}` "
                 f"| {_md(details)} |"
@@ -178,7 +207,7 @@ def plan_markdown(plan: Plan, task_file: TaskFile) -> str:
 
 def change_to_dict(change: Change) -> dict[str, Any]:
     data: dict[str, Any] = {"action": change.action, "address": change.address}
-    if isinstance(change, Complete):
+    if isinstance(change, (Complete, Delete)):
         data.update(record_id=change.current.record_id, reason=change.reason)
         return data
     data.update(
@@ -193,7 +222,8 @@ def change_to_dict(change: Change) -> dict[str, Any]:
     else:
         data["record_id"] = change.current.record_id
         data["diff"] = [
-            {"field": fc.field, "before": fc.before, "after": fc.after} for fc in change.changes
+            {"field": fc.field, "before": fc.before, "after": fc.after}
+            for fc in _field_changes(change)
         ]
     return data
 
@@ -210,9 +240,7 @@ def plan_document(
         "state": {"path": state_path, "lineage": lineage, "serial": serial},
         "has_changes": plan.has_changes,
         "summary": {
-            "create": len(plan.creates),
-            "replace": len(plan.replaces),
-            "complete": len(plan.completes),
+            **plan.counts(),
             "unchanged": plan.unchanged,
             "managed": plan.managed,
             "text": plan.summary(),
@@ -258,7 +286,9 @@ def drift_text(report: DriftReport, style: Style = _plain) -> str:
             address = _pad(shown(item.address), width)
             lines.append(f"  {tag}  {address}  {DRIFT_EXPLAINED[item.kind]}")
             for f in item.fields:
-                lines.append(f"{' ' * 13}{f.path}: {_short(f.expected)} → {_short(f.actual)}")
+                lines.append(
+                    f"{' ' * 13}{f.path}: {_short(f.expected, f.path)} → {_short(f.actual, f.path)}"
+                )
         lines.append("")
     lines.append(style(report.summary(), bold=True))
     return "\n".join(lines)
@@ -272,7 +302,8 @@ def drift_markdown(report: DriftReport) -> str:
             details = DRIFT_EXPLAINED[item.kind]
             if item.fields:
                 details += "<br>" + "<br>".join(
-                    f"{f.path}: {_short(f.expected)} → {_short(f.actual)}" for f in item.fields
+                    f"{f.path}: {_short(f.expected, f.path)} → {_short(f.actual, f.path)}"
+                    for f in item.fields
                 )
             lines.append(f"| {item.kind} | `{_md(item.address)}` | {_md(details)} |")
         lines.append("")
@@ -280,16 +311,26 @@ def drift_markdown(report: DriftReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+PAST_TENSE = {
+    "create": "created",
+    "update": "updated",
+    "replace": "replaced",
+    "reopen": "reopened",
+    "complete": "completed",
+    "delete": "deleted",
+}
+
+
 def apply_summary(result: ApplyResult) -> str:
     adopted = f"{len(result.adopted)} adopted" if result.adopted else ""
-    if not (result.created or result.replaced or result.completed or result.failed):
+    if not (any(result.done_list(a) for a in ACTIONS) or result.failed):
         if result.skipped:
             return f"Nothing applied: {len(result.skipped)} completion(s) skipped."
         return f"Nothing to apply ({adopted})." if adopted else "Nothing to apply."
     parts = [
-        f"{len(result.created)} created",
-        f"{len(result.replaced)} replaced",
-        f"{len(result.completed)} completed",
+        f"{len(result.done_list(action))} {PAST_TENSE[action]}"
+        for action in ACTIONS
+        if result.done_list(action)
     ]
     if adopted:
         parts.append(adopted)
@@ -332,9 +373,7 @@ def apply_document(
         "ok": result.ok,
         "plan": plan_doc,
         "result": {
-            "created": sorted(result.created),
-            "replaced": sorted(result.replaced),
-            "completed": sorted(result.completed),
+            **{PAST_TENSE[action]: sorted(result.done_list(action)) for action in ACTIONS},
             "failed": dict(sorted(result.failed.items())),
             "skipped": dict(sorted(result.skipped.items())),
             "adopted": sorted(result.adopted),

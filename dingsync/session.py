@@ -49,6 +49,29 @@ def is_sandbox_state(path: Path, state: State, existed: bool) -> bool:
     return not existed or path.name.endswith(".sandbox.state.json")
 
 
+def state_api(state: State) -> str | None:
+    """The API a state's records live in; a state from before v1.0 support is workrecord."""
+    if state.remote is not None:
+        return state.remote.api
+    return "workrecord" if state.records or state.pending or state.retiring else None
+
+
+def check_api(path: Path, state: State, api: str) -> None:
+    """A state belongs to one API: its records are not to-dos of the other (not even with
+    --force, which moves a state between endpoints of one API)."""
+    own = state_api(state)
+    if own is None or own == api:
+        return
+    stem = path.name.removesuffix(".json").removesuffix(".state").removesuffix(".sandbox")
+    suggested = path.with_name(f"{stem}.{api}.state.json")
+    raise StateError(
+        f"state {path} holds to-dos of the {own} API, and this task file is for the {api} "
+        f"API; a state belongs to one API. To move to {api}, give this file a new state "
+        f"(--state {suggested}); the {own} to-dos of the old state stay as they are "
+        "(README: moving a team from workrecord to todo)"
+    )
+
+
 def check_remote(path: Path, state: State, existed: bool, remote: Remote, force: bool) -> None:
     """Refuse a state whose records live in another DingTalk than the one this run reaches.
 
@@ -80,12 +103,20 @@ def open_session(
     lock_timeout: float = 0.0,
     force: bool = False,
 ) -> Iterator[Session]:
-    """Hold everything a run needs, once the state is known to belong to this remote."""
-    remote = connection.remote()
+    """Hold everything a run needs, once the state is known to belong to this remote.
+
+    A connection without an API (``drift``, which reads no task file) takes the state's.
+    """
     with StateLock(path, command=command, timeout=lock_timeout):
         store = StateStore(path)
         state = store.load()
         existed = store.found
+        if connection.api is None:
+            connection = connection._replace(api=state_api(state) or "workrecord")
+        else:
+            check_api(path, state, connection.api)
+        remote = connection.remote()
         check_remote(path, state, existed, remote, force)
         with connection.open() as backend, Ledger(state, store) as ledger:
+            backend.attach(ledger)
             yield Session(path, store, ledger, backend, remote, existed)

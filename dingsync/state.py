@@ -68,7 +68,7 @@ STATE_KEYS = frozenset(
     }
 )
 # Keys a format-1 state file may lack: states written before states named their remote.
-OPTIONAL_STATE_KEYS = frozenset({"remote"})
+OPTIONAL_STATE_KEYS = frozenset({"remote", "union_ids"})
 
 Document = dict[str, Any]
 
@@ -79,7 +79,18 @@ MIGRATIONS: dict[int, Callable[[Document], Document]] = {}
 
 # Journal event kinds. ``begin`` is the header line; the others change the state.
 JOURNAL_OPS = frozenset(
-    {"begin", "pending", "abandon", "record", "retire", "retired", "forget", "generation", "remote"}
+    {
+        "begin",
+        "pending",
+        "abandon",
+        "record",
+        "retire",
+        "retired",
+        "forget",
+        "generation",
+        "remote",
+        "union_ids",
+    }
 )
 
 _NEW_FILE_MODE = 0o644
@@ -210,6 +221,8 @@ def apply_event(state: State, event: Mapping[str, Any]) -> None:
         _raise_generation(state, event["address"], int(event["value"]))
     elif op == "remote":
         state.remote = Remote.from_dict(event["remote"])
+    elif op == "union_ids":
+        state.union_ids.update(event["union_ids"])
     else:
         raise ValueError(f"unknown journal event {op!r}")
 
@@ -390,7 +403,15 @@ class StateStore:
         state.retiring = self._entries(doc, "retiring", converted, shared.state_record, "record_id")
         state.generations = self._generations(doc["generations"])
         state.remote = self._remote(doc.get("remote"))
+        state.union_ids = self._union_ids(doc.get("union_ids", {}))
         return state
+
+    def _union_ids(self, section: object) -> dict[str, str]:
+        if not isinstance(section, dict) or not all(
+            isinstance(v, str) and v for v in section.values()
+        ):
+            raise self._damaged("has a 'union_ids' field that is not an object of texts")
+        return dict(section)
 
     def _remote(self, section: object) -> Remote | None:
         if section is None:
@@ -641,6 +662,10 @@ class StateStore:
         """The state's records live in ``remote`` from now on."""
         self.commit(state, {"op": "remote", "remote": remote.to_dict()})
 
+    def journal_union_ids(self, state: State, union_ids: dict[str, str]) -> None:
+        """userids resolved to unionIds (v1.0), kept for the life of the state."""
+        self.commit(state, {"op": "union_ids", "union_ids": dict(union_ids)})
+
     def journal_generation(self, state: State, address: str, value: int) -> None:
         """Raise the highest generation used for ``address`` to ``value``."""
         self.commit(state, {"op": "generation", "address": address, "value": value})
@@ -778,6 +803,9 @@ def state_pieces(state: State, serial: int | None = None) -> Iterator[str]:
         "generations": Lazy(state.generations, int),
         "remote": None if state.remote is None else state.remote.to_dict(),
     }
+    if state.union_ids:
+        # v1.0 states only: a legacy state keeps its layout.
+        doc["union_ids"] = dict(sorted(state.union_ids.items()))
     yield from dump_pieces(doc)
     yield "\n"
 

@@ -15,6 +15,8 @@ from typing import Any
 import click
 
 from dingsync.progress import ProgressBar
+from dingsync.render import PAST_TENSE
+from dingsync.render import SYMBOLS
 from dingsync.reporter import Reporter
 from dingsync.wording import counted
 
@@ -88,7 +90,6 @@ class TerminalReporter(Reporter):
     is no bar, every change gets its line.
     """
 
-    SYMBOLS = {"create": "+", "replace": "-/+", "complete": "✓"}
     LABELS = {"apply": "Applying  ", "refresh": "Refreshing"}
 
     def __init__(self, quiet: bool) -> None:
@@ -119,8 +120,7 @@ class TerminalReporter(Reporter):
 
     def succeeded(self, action: str, address: str, detail: str) -> None:
         if not self.tty:
-            verb = {"create": "created", "replace": "replaced", "complete": "completed"}[action]
-            self._line(f"  {self.SYMBOLS[action]} {address}: {verb} ({detail})")
+            self._line(f"  {SYMBOLS[action]} {address}: {PAST_TENSE[action]} ({detail})")
 
     def failed(self, action: str, address: str, message: str) -> None:
         self._line(style(f"  ! {address}: {action} failed: {redact(message)}", fg="red"))

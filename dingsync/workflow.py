@@ -28,10 +28,10 @@ from dingsync.ledger import utc_now
 from dingsync.model import State
 from dingsync.model import StateRecord
 from dingsync.model import TaskFile
+from dingsync.model import generation_of_key
 from dingsync.planner import Change
 from dingsync.planner import Plan
 from dingsync.planner import make_plan
-from dingsync.recovery import STATUSES
 from dingsync.recovery import adopt_existing
 from dingsync.recovery import look_up_pending
 from dingsync.refresh import observe
@@ -119,6 +119,9 @@ def restrict_to_saved(plan: Plan, saved: dict[str, Any]) -> tuple[Plan, list[str
         creates=tuple(c for c in plan.creates if kept(c)),
         replaces=tuple(c for c in plan.replaces if kept(c)),
         completes=tuple(c for c in plan.completes if kept(c)),
+        updates=tuple(c for c in plan.updates if kept(c)),
+        reopens=tuple(c for c in plan.reopens if kept(c)),
+        deletes=tuple(c for c in plan.deletes if kept(c)),
     )
     return restricted, left_out
 
@@ -130,25 +133,39 @@ class Refresh(NamedTuple):
 
 
 def refresh_and_judge(
-    ledger: Ledger, backend: Backend, reporter: Reporter, lookup: str, force: bool = False
+    ledger: Ledger,
+    backend: Backend,
+    reporter: Reporter,
+    lookup: str,
+    force: bool = False,
+    take_edits: bool = True,
 ) -> Refresh:
     """Look the managed open records up and write down what DingTalk says of them.
 
     When most of them look missing, the run is more likely pointed at the wrong DingTalk:
     then nothing is marked missing (the next apply would create it all again) unless
-    ``force``.
+    ``force``. With ``take_edits``, fields edited on DingTalk that the API updates in
+    place are written into the state as they are now, so the plan updates them back to
+    the file (``drift`` writes status only).
     """
+    caps = backend.capabilities
     records = records_to_refresh(list(ledger.state.records.values()))
     observation = observe(backend, records, reporter, lookup)
-    unchecked = observation.unchecked or {}
-    records = [r for r in records if r.record_id not in unchecked]
-    report = judge(records, observation.found)
+    records = [r for r in records if r.record_id not in observation.unchecked]
+    report = judge(records, observation.found, caps.readable)
     refusal = None if force else mostly_missing(report)
     by_id = {r.record_id: r for r in records}
     completed = [by_id[i.record_id] for i in report.of_kind("completed")]
     missing = [] if refusal else [by_id[i.record_id] for i in report.of_kind("missing")]
     found_again = [r for r in records if r.missing and observation.found.get(r.record_id)]
     ledger.record_observations(completed, missing, found_again)
+    if take_edits and caps.in_place:
+        for item in report.of_kind("modified"):
+            record, remote = by_id[item.record_id], observation.found[item.record_id]
+            edited = {f.path: getattr(remote, f.path) for f in item.fields}
+            edited = {name: value for name, value in edited.items() if name in caps.in_place}
+            if remote is not None and edited:
+                ledger.record_remote_content(record, record.content._replace(**edited))
     return Refresh(report, observation.fell_back, refusal)
 
 
@@ -205,7 +222,12 @@ def run_apply(
             "may be replaced or reassigned"
         )
     adopted = adopt_existing(
-        ledger, backend, task_file.records, reporter, parallelism=settings.parallelism
+        ledger,
+        backend,
+        task_file.records,
+        reporter,
+        parallelism=settings.parallelism,
+        namespace=task_file.namespace,
     )
     if adopted:
         view.note(f"Adopted {counted(len(adopted), 'existing to-do')} instead of creating them.")
@@ -242,9 +264,10 @@ def plan_with_refresh(
     """What apply would do now (``plan --refresh``): the refresh and the adoption happen
     on a scratch copy of the state; nothing is written."""
     ledger = Ledger(state, ScratchStore(state))
+    backend.attach(ledger)
     look_up_pending(ledger, backend, reporter)
     refreshed = refresh_and_judge(ledger, backend, reporter, lookup)
-    adopt_existing(ledger, backend, task_file.records, reporter)
+    adopt_existing(ledger, backend, task_file.records, reporter, namespace=task_file.namespace)
     the_plan = make_plan(task_file, ledger.state, china_today())
     return the_plan, refreshed
 
@@ -268,33 +291,23 @@ def import_record(
         raise DingsyncError(f"{address} has an interrupted create; run apply first")
     if record_id in ledger.known_record_ids():
         raise DingsyncError(f"record {record_id} is already managed by another address")
-    remote = None
-    for status in STATUSES:
-        for item in backend.list_records(desired.userid, status):
-            if item.record_id == record_id:
-                remote = item
-                break
-        if remote is not None:
-            break
+    remote = backend.lookup(desired, record_id)
     if remote is None:
-        raise DingsyncError(f"DingTalk lists no record {record_id} for user {desired.userid}")
+        raise DingsyncError(f"DingTalk has no to-do {record_id} for user {desired.userid}")
     content = desired.content
-    imported_content = type(content)(
-        title=remote.title,
-        url=remote.url,
-        form=remote.form,
-        pc_url=content.pc_url,
-        source_name=content.source_name,
-        originator_userid=content.originator_userid,
-        pc_open_type=content.pc_open_type,
+    readable = backend.capabilities.readable
+    imported_content = content._replace(
+        **{name: getattr(remote, name) for name in readable if getattr(remote, name) is not None}
     )
+    if "form" in readable:
+        imported_content = imported_content._replace(form=remote.form)
     now = utc_now()
     record = StateRecord(
         key=desired.key,
         userid=desired.userid,
         record_id=record_id,
-        biz_id="",
-        generation=ledger.state.next_generation(address),
+        biz_id=remote.key or "",
+        generation=max(ledger.state.next_generation(address), generation_of_key(remote.key or "")),
         content=imported_content,
         fingerprint=imported_content.fingerprint(),
         status=remote.status,
@@ -305,7 +318,7 @@ def import_record(
     )
     differences = [
         f"{d.path}: DingTalk has {d.actual!r}, the file says {d.expected!r}"
-        for d in field_drift(record._replace(content=content), remote)
+        for d in field_drift(record._replace(content=content), remote, readable)
     ]
     ledger.adopt(record)
     return record, differences

@@ -43,7 +43,7 @@ def import_(
     require_credentials(sandbox)
     tf = load_tasks(task_file)
     path = state_path_for(task_file, state_path, sandbox)
-    connection = Connection(endpoint, sandbox, task_file, max_qps, verbose)
+    connection = Connection(endpoint, sandbox, task_file, max_qps, verbose, api=tf.api)
     with open_session(path, "import", connection, lock_timeout=lock_timeout, force=force) as run:
         run.bind()
         record, differences = import_record(run.ledger, run.backend, tf, address, record_id)

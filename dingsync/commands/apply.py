@@ -96,7 +96,7 @@ def apply(
     path = state_path_for(task_file, state_path, sandbox)
     reporter = TerminalReporter(quiet=as_json)
     view = TerminalApplyView(quiet=as_json)
-    connection = Connection(endpoint, sandbox, task_file, max_qps, verbose, parallelism)
+    connection = Connection(endpoint, sandbox, task_file, max_qps, verbose, parallelism, tf.api)
     settings = ApplySettings(
         refresh=not no_refresh,
         force=force,

@@ -64,7 +64,7 @@ def drift(
     require_credentials(sandbox)
     path = state_path_for(task_file, state_path, sandbox)
     reporter = TerminalReporter(quiet=as_json or fmt in ("json", "markdown"))
-    connection = Connection(endpoint, sandbox, task_file, max_qps, verbose)
+    connection = Connection(endpoint, sandbox, task_file, max_qps, verbose, api=None)
     store = StateStore(path)
     if not store.exists() and not store.journal_path.exists():
         announce_new_state(path)

@@ -82,13 +82,16 @@ def plan(
     existed = store.found
     if not existed:
         announce_new_state(path)
+    from dingsync.session import check_api
+
+    check_api(path, state, tf.api)
     report = None
     if refresh:
         from dingsync.session import check_remote
         from dingsync.terminal import TerminalReporter
         from dingsync.workflow import plan_with_refresh
 
-        connection = Connection(endpoint, sandbox, task_file, DEFAULT_QPS, verbose)
+        connection = Connection(endpoint, sandbox, task_file, DEFAULT_QPS, verbose, api=tf.api)
         check_remote(path, state, existed, connection.remote(), force=False)
         reporter = TerminalReporter(quiet=fmt != "text")
         with connection.open() as backend:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 import click
@@ -14,6 +16,9 @@ from dingsync.terminal import out
 from dingsync.terminal import out_json
 from dingsync.wording import counted
 
+if TYPE_CHECKING:
+    from dingsync.model import State
+
 
 @click.command()
 @file_options
@@ -22,14 +27,19 @@ def validate(task_file: str, state_path: str | None, as_json: bool, verbose: boo
 
     With --state, the state file is read and checked as well (its format, its journal).
     """
-    state = check_state(state_path) if state_path else None
+    loaded = check_state(state_path) if state_path else None
+    state = loaded[1] if loaded else None
     try:
-        tf = load_tasks(task_file, to_plan=False)
+        tf = load_tasks(task_file)
     except ConfigError as exc:
         if as_json:
             out_json(problems_document(task_file, exc))
             return ExitCode.ERROR
         raise
+    if loaded is not None:
+        from dingsync.session import check_api
+
+        check_api(Path(loaded[1]["path"]), loaded[0], tf.api)
     if as_json:
         doc = {
             "format_version": 1,
@@ -54,8 +64,10 @@ def validate(task_file: str, state_path: str | None, as_json: bool, verbose: boo
     return ExitCode.OK
 
 
-def check_state(path: str) -> dict[str, Any]:
-    """Read the state file as apply would; a damaged one raises StateError (exit 1)."""
+def check_state(path: str) -> tuple[State, dict[str, Any]]:
+    """Read the state file as apply would; a damaged one raises StateError (exit 1).
+
+    Returns the state and what validate reports of it."""
     from dingsync.state import StateStore
 
     store = StateStore(path)
@@ -64,7 +76,7 @@ def check_state(path: str) -> dict[str, Any]:
         from dingsync.errors import StateError
 
         raise StateError(f"no state at {path}")
-    return {"path": path, "records": len(state.records), "serial": state.serial}
+    return state, {"path": path, "records": len(state.records), "serial": state.serial}
 
 
 def problems_document(task_file: str, exc: ConfigError) -> dict[str, Any]:

@@ -229,7 +229,7 @@ def test_pull_request_plan_reads_the_state_of_main(runner, remote, emulator):
     result = run_job(runner, "plan", GitHubEvent("pull_request", "feature"))
 
     assert result.status == "success", result.log
-    assert "**Plan: 1 to create, 0 to replace, 0 to complete.**" in result.summary
+    assert "**Plan: 1 to create.**" in result.summary
     assert "`wiki@bob02`" in result.summary
     assert len(emulator.records()) == 3  # plan called nothing
     assert result.steps["apply"] == "skipped" and result.steps["commit"] == "skipped"

@@ -170,7 +170,7 @@ def test_merge_request_plan_reads_the_state_of_the_default_branch(runner, remote
 
     assert result.status == "success", result.log
     plan = (result.artifacts / "dingsync-plan.md").read_text(encoding="utf-8")
-    assert "**Plan: 1 to create, 0 to replace, 0 to complete.**" in plan
+    assert "**Plan: 1 to create.**" in plan
     assert "`wiki@bob02`" in plan
     assert len(emulator.records()) == 3
 

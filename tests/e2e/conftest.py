@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from dingsync.cli import main
@@ -54,9 +55,49 @@ def workdir(tmp_path, monkeypatch, emulator):
     return tmp_path
 
 
-def write_tasks(path: Path, body: str) -> Path:
-    path.write_text(textwrap.dedent(body).lstrip(), encoding="utf-8")
+def write_tasks(path: Path, body: str, api: str = "workrecord") -> Path:
+    """Write a task file; ``api="todo"`` turns a workrecord file into its v1.0 twin."""
+    path.write_text(for_api(textwrap.dedent(body).lstrip(), api), encoding="utf-8")
     return path
+
+
+APIS = ("workrecord", "todo")
+CREATOR = "hrbot01"  # the creator_userid of v1.0 twins
+_WORKRECORD_ONLY = ("form", "source_name", "originator_userid", "pc_open_type", "create_time")
+
+
+def for_api(text: str, api: str) -> str:
+    """The task file ``text`` (written for workrecord) for ``api``.
+
+    The v1.0 twin has the same keys, users, titles and urls; its forms become the
+    description (so a form change stays a change of content, updated in place), a
+    creator_userid is added and the other workrecord-only fields are dropped.
+    """
+    if api == "workrecord":
+        return text
+    data = yaml.safe_load(text)
+    data = {"version": data.pop("version"), "api": "todo", **data}
+    defaults = data.setdefault("defaults", {}) or {}
+    data["defaults"] = defaults
+    defaults.setdefault("creator_userid", CREATOR)
+    for entry in [defaults, *data.get("tasks", [])]:
+        form = entry.get("form")
+        if form:
+            pairs = (
+                form.items()
+                if isinstance(form, dict)
+                else ((f["title"], f["content"]) for f in form)
+            )
+            entry["description"] = "\n".join(f"{t}: {c}" for t, c in pairs)
+        for name in _WORKRECORD_ONLY:
+            entry.pop(name, None)
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+
+
+@pytest.fixture(params=APIS)
+def api(request) -> str:
+    """Run the test once for each of DingTalk's to-do APIs."""
+    return str(request.param)
 
 
 ONBOARDING = """

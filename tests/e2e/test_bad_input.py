@@ -17,9 +17,9 @@ INVALID = sorted((Path(__file__).parent.parent / "fixtures" / "invalid").glob("*
 
 
 @pytest.fixture
-def managed_state(workdir):
-    """A real state from a real apply, so 'byte-identical' means something."""
-    write_tasks(workdir / "good.yaml", ONBOARDING)
+def managed_state(workdir, api):
+    """A real state from a real apply (of either API), so 'byte-identical' means something."""
+    write_tasks(workdir / "good.yaml", ONBOARDING, api)
     assert dingsync("apply", "-y", "-f", "good.yaml", "--state", "state/live.json").code == 0
     return workdir / "state" / "live.json"
 
@@ -68,8 +68,8 @@ def test_validate_json_lists_every_problem(workdir):
     assert all(p["line"] >= 3 for p in doc["problems"])
 
 
-def test_corrupt_state_is_reported_and_never_overwritten(workdir, managed_state, emulator):
-    write_tasks(workdir / "tasks.yaml", ONBOARDING)
+def test_corrupt_state_is_reported_and_never_overwritten(workdir, managed_state, emulator, api):
+    write_tasks(workdir / "tasks.yaml", ONBOARDING, api)
     # a second write, so that a .backup of the first exists to point the user at
     assert dingsync("state", "rm", "nda@alice01", "--state", "state/live.json").code == 0
     truncated = managed_state.read_bytes()[:100]
@@ -82,8 +82,8 @@ def test_corrupt_state_is_reported_and_never_overwritten(workdir, managed_state,
     assert managed_state.read_bytes() == truncated
 
 
-def test_newer_state_format_is_refused(workdir, managed_state):
-    write_tasks(workdir / "tasks.yaml", ONBOARDING)
+def test_newer_state_format_is_refused(workdir, managed_state, api):
+    write_tasks(workdir / "tasks.yaml", ONBOARDING, api)
     data = json.loads(managed_state.read_text())
     data["format"] = 99
     managed_state.write_text(json.dumps(data))

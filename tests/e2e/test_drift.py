@@ -50,7 +50,7 @@ def test_completed_is_recorded_and_missing_is_recreated(applied, emulator):
     show = dingsync("state", "show", "laptop@alice01", "--json").json()["record"]
     assert (show["status"], show["completed_by"]) == ("done", "assignee")
     plan = dingsync("plan")
-    assert "Plan: 1 to create, 0 to replace, 0 to complete." in plan.out
+    assert "Plan: 1 to create." in plan.out
     assert "recreate: missing on DingTalk" in plan.out
     run = dingsync("apply", "-y")
     assert run.code == 0, run.err

@@ -21,7 +21,7 @@ def test_unknown_userid_fails_that_record_only_and_a_rerun_continues(workdir, em
     run = dingsync("apply", "-y")
     assert run.code == 1
     assert "laptop@bob02" in run.err and "33012" in run.err
-    assert "Apply complete: 2 created, 0 replaced, 0 completed, 1 failed." in run.out
+    assert "Apply complete: 2 created, 1 failed." in run.out
     assert sorted(r["userid"] for r in emulator.records()) == ["alice01", "alice01"]
     state = json.loads((workdir / "state" / "tasks.state.json").read_text(encoding="utf-8"))
     assert sorted(state["records"]) == ["laptop@alice01", "nda@alice01"]
@@ -29,7 +29,7 @@ def test_unknown_userid_fails_that_record_only_and_a_rerun_continues(workdir, em
     emulator.set_users(None)  # bob02 joined
     rerun = dingsync("apply", "-y")
     assert rerun.code == 0, rerun.err
-    assert "Plan: 1 to create, 0 to replace, 0 to complete." in rerun.out
+    assert "Plan: 1 to create." in rerun.out
     assert len(emulator.records()) == 3
 
 
@@ -70,7 +70,7 @@ def test_import_reports_where_the_record_differs_from_the_file(workdir, emulator
     assert run.code == 0, run.err
     assert "differs: title" in run.out and "签署保密协议（旧版）" in run.out
     plan = dingsync("plan")
-    assert "Plan: 0 to create, 1 to replace, 0 to complete." in plan.out
+    assert "Plan: 1 to replace." in plan.out
 
 
 @pytest.mark.parametrize("address", ["nda@nobody", "ghost@alice01"])
@@ -108,7 +108,7 @@ def test_the_team_loop(workdir, emulator, monkeypatch):
     plan = dingsync("plan", "--detailed-exitcode")
     assert plan.code == 2
     # alice's laptop record is done already: only bob's is completed
-    assert "Plan: 0 to create, 1 to replace, 1 to complete." in plan.out
+    assert "Plan: 1 to replace, 1 to complete." in plan.out
     assert dingsync("apply", "-y").code == 0
     open_titles = sorted(r["title"] for r in emulator.records() if r["status"] == 0)
     assert open_titles == ["签署保密协议（2027 版）"]

@@ -76,7 +76,7 @@ def test_the_apply_summary_leads_with_the_outcome_and_every_failure(workdir, emu
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     assert dingsync("apply", "-y").code == 1
     text = summary.read_text(encoding="utf-8")
-    assert text.startswith("## dingsync apply\n\n**Apply complete: 2 created, 0 replaced, ")
+    assert text.startswith("## dingsync apply\n\n**Apply complete: 2 created, ")
     assert "1 failed" in text.splitlines()[2]
     failed = text.index("### Failed")
     assert "laptop@bob02" in text[failed:] and "33012" in text[failed:]

@@ -27,6 +27,7 @@ from tests.helpers import assert_in_step
 from tests.helpers import assert_no_duplicates
 from tests.helpers import assert_not_open
 from tests.helpers import cli
+from tests.helpers import complete_remote
 from tests.helpers import finish
 from tests.helpers import many_expected
 from tests.helpers import many_tasks
@@ -35,6 +36,7 @@ from tests.helpers import next_day
 from tests.helpers import open_of
 from tests.helpers import record_ids
 from tests.helpers import records_of
+from tests.helpers import remote_records
 from tests.helpers import said
 from tests.helpers import state_doc
 from tests.helpers import stop_all
@@ -67,9 +69,9 @@ def spawn():
     stop_all(started)
 
 
-def applied(workdir: Path) -> dict[str, str]:
-    """ONBOARDING applied: address -> record_id."""
-    write_tasks(workdir / "tasks.yaml", ONBOARDING)
+def applied(workdir: Path, api: str = "workrecord") -> dict[str, str]:
+    """ONBOARDING applied (for ``api``): address -> record_id."""
+    write_tasks(workdir / "tasks.yaml", ONBOARDING, api)
     run = dingsync("apply", "-y")
     assert run.code == 0, run.err
     return {a: r["record_id"] for a, r in state_doc(workdir / STATE)["records"].items()}
@@ -131,7 +133,7 @@ def test_force_unlock_refuses_the_lock_of_a_running_apply(workdir, emulator, spa
 
 
 def test_run_from_another_directory_says_there_is_no_state_and_adopts(
-    workdir, emulator, monkeypatch
+    workdir, emulator, monkeypatch, api
 ):
     """Defect 3: `-f ../team/tasks.yaml` elsewhere silently started a new state and
     recreated every to-do; drift there said "No drift" and exited 0."""
@@ -139,7 +141,7 @@ def test_run_from_another_directory_says_there_is_no_state_and_adopts(
     team.mkdir()
     other.mkdir()
     monkeypatch.chdir(team)
-    ids = applied(team)
+    ids = applied(team, api)
     next_day(emulator)  # DingTalk would take the same to-dos again now
     monkeypatch.chdir(other)
     drift = dingsync("drift", "-f", "../team/tasks.yaml")
@@ -161,17 +163,17 @@ def test_run_from_another_directory_says_there_is_no_state_and_adopts(
     assert_no_duplicates(emulator)
 
 
-def test_a_todo_the_assignee_completed_is_not_replaced_after_a_title_change(workdir, emulator):
+def test_a_todo_the_assignee_completed_is_not_replaced_after_a_title_change(workdir, emulator, api):
     """Defect 4: a to-do its assignee completed got a brand-new to-do after a title change."""
-    ids = applied(workdir)
-    emulator.complete(ids["nda@alice01"])
-    write_tasks(workdir / "tasks.yaml", ONBOARDING.replace(NDA, "签署保密协议（2027 版）"))
+    ids = applied(workdir, api)
+    complete_remote(emulator, ids["nda@alice01"])
+    write_tasks(workdir / "tasks.yaml", ONBOARDING.replace(NDA, "签署保密协议（2027 版）"), api)
     run = dingsync("apply", "-y")
     assert run.code == 0, run.err
     assert records_of(emulator, "alice01", "签署保密协议（2027 版）") == []
     assert [r["status"] for r in records_of(emulator, "alice01", NDA)] == [DONE]
     assert state_doc(workdir / STATE)["records"]["nda@alice01"]["status"] == "done"
-    assert len(emulator.records()) == 3
+    assert len(remote_records(emulator)) == 3
     next_day(emulator)
     assert dingsync("apply", "-y").code == 0
     assert records_of(emulator, "alice01", "签署保密协议（2027 版）") == []
@@ -206,11 +208,11 @@ def test_a_key_rename_keeps_the_old_todo_open_until_the_new_one_exists(workdir, 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_mid_apply_saves_the_state_and_releases_the_lock(
-    workdir, emulator, spawn, signum, code
+    workdir, emulator, spawn, signum, code, api
 ):
     """Defect 6: SIGTERM (a CI cancel or timeout) killed dingsync at once, leaving a stale
     lock and an unfolded journal; it must stop like SIGINT does."""
-    many_tasks(workdir / "tasks.yaml", 12, users=2)
+    many_tasks(workdir / "tasks.yaml", 12, users=2, api=api)
     emulator.set_faults(latency_ms=300)
     proc = spawn(workdir, emulator.url, "apply", "-y", "--parallelism", "2")
     wait_until(lambda: adds(emulator) >= 2 or proc.poll() is not None, "two creates are sent")
@@ -229,16 +231,16 @@ def test_a_signal_mid_apply_saves_the_state_and_releases_the_lock(
     rest = dingsync("apply", "-y")
     assert rest.code == 0, rest.err
     assert_no_duplicates(emulator)
-    assert len(emulator.records()) == 12
+    assert len(remote_records(emulator)) == 12
     assert_in_step(emulator, workdir / STATE, many_expected(12, users=2))
 
 
 # ------------------------------------------------------------------ lost, moved, renamed
 
 
-def test_a_lost_state_is_adopted_with_zero_creates(workdir, emulator):
+def test_a_lost_state_is_adopted_with_zero_creates(workdir, emulator, api):
     """Defect 3: a deleted state file made apply create every to-do again."""
-    ids = applied(workdir)
+    ids = applied(workdir, api)
     next_day(emulator)  # DingTalk would take the same to-dos again now
     for path in (workdir / "state").glob("tasks.state.json*"):
         path.unlink()
@@ -261,9 +263,9 @@ def test_a_lost_state_is_adopted_with_zero_creates(workdir, emulator):
     assert_in_step(emulator, workdir / STATE, EXPECTED)
 
 
-def test_a_renamed_task_file_is_adopted_with_zero_creates(workdir, emulator):
+def test_a_renamed_task_file_is_adopted_with_zero_creates(workdir, emulator, api):
     """Defect 3: a renamed task file (a new default state path) recreated every to-do."""
-    ids = applied(workdir)
+    ids = applied(workdir, api)
     next_day(emulator)  # DingTalk would take the same to-dos again now
     (workdir / "tasks.yaml").rename(workdir / "onboarding.yaml")
     run = dingsync("apply", "-f", "onboarding.yaml", "-y")
@@ -387,16 +389,16 @@ def test_an_emulator_restarted_empty_needs_force(workdir, emulator):
 # ------------------------------------------------------------------ assignees' completions
 
 
-def test_a_todo_the_assignee_completed_is_not_reopened_by_the_file(workdir, emulator):
+def test_a_todo_the_assignee_completed_is_not_reopened_by_the_file(workdir, emulator, api):
     """Defect 4: a to-do the assignee completed was assigned again when the file, after
     marking it done, reopened it."""
-    ids = applied(workdir)
-    emulator.complete(ids["nda@alice01"])
+    ids = applied(workdir, api)
+    complete_remote(emulator, ids["nda@alice01"])
     done = ONBOARDING.replace(f"title: {NDA}\n", f"title: {NDA}\n        status: done\n")
     assert done != ONBOARDING
-    write_tasks(workdir / "tasks.yaml", done)
+    write_tasks(workdir / "tasks.yaml", done, api)
     assert dingsync("apply", "-y").code == 0
-    write_tasks(workdir / "tasks.yaml", ONBOARDING)
+    write_tasks(workdir / "tasks.yaml", ONBOARDING, api)
     next_day(emulator)
     run = dingsync("apply", "-y")
     assert run.code == 0, run.err
@@ -405,17 +407,19 @@ def test_a_todo_the_assignee_completed_is_not_reopened_by_the_file(workdir, emul
     assert_not_open(emulator, workdir / STATE, {"nda@alice01": ("alice01", NDA)})
 
 
-def test_plan_refresh_sees_the_assignees_completion_and_writes_nothing(workdir, emulator):
+def test_plan_refresh_sees_the_assignees_completion_and_writes_nothing(workdir, emulator, api):
     """Defect 4: only a refreshed plan shows that a completed to-do will not be replaced."""
-    ids = applied(workdir)
-    emulator.complete(ids["nda@alice01"])
-    write_tasks(workdir / "tasks.yaml", ONBOARDING.replace(NDA, "签署保密协议（2027 版）"))
+    ids = applied(workdir, api)
+    complete_remote(emulator, ids["nda@alice01"])
+    write_tasks(workdir / "tasks.yaml", ONBOARDING.replace(NDA, "签署保密协议（2027 版）"), api)
     before = (workdir / STATE).read_bytes()
+    # A title change: a replace with workrecord, an update in place with v1.0.
+    change = f"{'replace' if api == 'workrecord' else 'update'}  nda@alice01"
     offline = dingsync("plan")
-    assert "replace  nda@alice01" in offline.out
+    assert change in offline.out
     refreshed = dingsync("plan", "--refresh")
     assert refreshed.code == 0, refreshed.err
-    assert "No changes." in refreshed.out and "replace  nda@alice01" not in refreshed.out
+    assert "No changes." in refreshed.out and change not in refreshed.out
     assert (workdir / STATE).read_bytes() == before
     assert not (workdir / "state" / "tasks.state.json.lock").exists()
 

@@ -15,6 +15,7 @@ from dingsync.ledger import Ledger
 from dingsync.planner import make_plan
 from dingsync.reporter import Reporter
 from dingsync.state import StateStore
+from dingsync.workrecord import WorkrecordBackend
 from tests.unit.test_planner import content
 from tests.unit.test_planner import desired
 from tests.unit.test_planner import tasks
@@ -53,7 +54,7 @@ def run(tmp_path, backend, count=20, parallelism=1):
     store = StateStore(tmp_path / "s.json")
     ledger = Ledger(store.load(), store)
     plan = make_plan(tasks(*(desired(key=f"t{i}") for i in range(count))), ledger.state)
-    applier = Applier(ledger, backend, Reporter(), parallelism=parallelism)
+    applier = Applier(ledger, WorkrecordBackend(backend), Reporter(), parallelism=parallelism)
     return ledger, applier.apply(plan)
 
 
@@ -113,7 +114,9 @@ def test_a_completion_whose_answer_was_lost_stays_dingsyncs_own(tmp_path):
     backend = LostCompletionBackend()
     ledger, _ = run(tmp_path, backend, count=1)
     removed = make_plan(tasks(desired(key="other")), ledger.state)
-    result = Applier(ledger, backend, Reporter()).apply(removed._replace(creates=()))
+    result = Applier(ledger, WorkrecordBackend(backend), Reporter()).apply(
+        removed._replace(creates=())
+    )
     assert list(result.failed) == ["t0@alice01"]
     record = ledger.state.records["t0@alice01"]
     assert record.status == "open" and record.completed_by == "dingsync"
@@ -130,7 +133,7 @@ def test_a_refused_completion_leaves_the_record_plainly_open(tmp_path):
         TransportError("connection refused", maybe_committed=False)
     )
     removed = make_plan(tasks(desired(key="other")), ledger.state)
-    Applier(ledger, backend, Reporter()).apply(removed._replace(creates=()))
+    Applier(ledger, WorkrecordBackend(backend), Reporter()).apply(removed._replace(creates=()))
     record = ledger.state.records["t0@alice01"]
     assert record.status == "open" and record.completed_by is None
 
@@ -182,10 +185,14 @@ def applied(tmp_path, backend, first, second, parallelism):
     """Apply ``first`` with a plain backend, then ``second`` with ``backend``."""
     store = StateStore(tmp_path / "s.json")
     ledger = Ledger(store.load(), store)
-    Applier(ledger, FakeBackend(), Reporter()).apply(make_plan(tasks(*first), ledger.state))
+    Applier(ledger, WorkrecordBackend(FakeBackend()), Reporter()).apply(
+        make_plan(tasks(*first), ledger.state)
+    )
     old = {r.content.title: r.record_id for r in ledger.state.records.values()}
     plan = make_plan(tasks(*second), ledger.state)
-    result = Applier(ledger, backend, Reporter(), parallelism=parallelism).apply(plan)
+    result = Applier(ledger, WorkrecordBackend(backend), Reporter(), parallelism=parallelism).apply(
+        plan
+    )
     return plan, result, old
 
 

@@ -82,6 +82,7 @@ from dingsync.session import Session
 from dingsync.state import StateStore
 from dingsync.workflow import ApplySettings
 from dingsync.workflow import run_apply
+from dingsync.workrecord import WorkrecordBackend
 
 NAMESPACE = "tasks"
 REMOTE = Remote("workrecord", "sandbox")
@@ -530,7 +531,8 @@ class ApplyMachine(RuleBasedStateMachine):
         store = KillableStore(self.path, self.process)
         state = store.load()
         ledger = self.ledger = Ledger(state, store)
-        session = Session(self.path, store, ledger, self.dingtalk, REMOTE, store.exists())
+        backend = WorkrecordBackend(self.dingtalk)
+        session = Session(self.path, store, ledger, backend, REMOTE, store.exists())
         options = ApplySettings(refresh=refresh, parallelism=1, auto_approve=True)
         # The applier's clock is DingTalk's: the same-day rule is judged on one calendar.
         applier_clock = SimpleNamespace(time=lambda: self.clock.now_ms / 1000)

@@ -63,7 +63,7 @@ def test_address_in_file_not_in_state_is_created():
     assert [(c.action, c.address, c.reason) for c in plan.changes] == [
         ("create", "laptop@alice01", "new")
     ]
-    assert plan.summary() == "Plan: 1 to create, 0 to replace, 0 to complete."
+    assert plan.summary() == "Plan: 1 to create."
 
 
 def test_same_content_is_no_change():

@@ -1,0 +1,410 @@
+"""The v1.0 to-do backend (``api: todo``): dingsync's records as DingTalk v1.0 to-dos.
+
+One to-do per address, created as the task's ``creator_userid`` with the assignee as its
+only executor. Its key is the ``sourceId``, which DingTalk refuses to repeat and can look
+up, so an interrupted create is found by key, not by content. A refresh reads each
+creator's list of the to-dos it created (open, then done while records are unaccounted
+for) and looks a record found in neither up by id. Section numbers (§) refer to
+docs/dingtalk-todo.md.
+
+userids become unionIds through ``topapi/v2/user/get`` once per userid for the life of
+the state: what is learnt is written to the state through the ledger.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from typing import Any
+
+from dingsync.backend import TODO
+from dingsync.backend import MovePast
+from dingsync.backend import Observation
+from dingsync.errors import DingsyncError
+from dingsync.errors import DuplicateError
+from dingsync.errors import InvalidUserError
+from dingsync.errors import TaskExistsError
+from dingsync.model import Content
+from dingsync.model import DesiredRecord
+from dingsync.model import PendingCreate
+from dingsync.model import RemoteRecord
+from dingsync.model import StateRecord
+from dingsync.model import source_id_for
+from dingsync.reporter import Reporter
+from dingsync.todo_client import TodoCard
+from dingsync.todo_client import TodoClient
+from dingsync.todo_client import TodoTask
+
+if TYPE_CHECKING:
+    from dingsync.ledger import Ledger
+
+
+def creator_of(content: Content) -> str:
+    if not content.creator_userid:
+        # The schema requires it for api: todo; a state edited by hand may lack it.
+        raise DingsyncError("a v1.0 to-do needs a creator_userid (the user it is created as)")
+    return content.creator_userid
+
+
+def address_prefix(source_id: str) -> str:
+    """A sourceId without its generation: the same for every generation of an address."""
+    return source_id.rpartition("-")[0]
+
+
+class TodoBackend:
+    capabilities = TODO
+
+    def __init__(self, client: TodoClient) -> None:
+        self.client = client
+        self._ids: dict[str, str] = {}
+        self._ids_lock = threading.Lock()
+        self._asking: dict[str, threading.Lock] = {}  # userid -> its one lookup in flight
+        self._ledger: Ledger | None = None
+
+    def attach(self, ledger: Ledger) -> None:
+        with self._ids_lock:
+            self._ids.update(ledger.state.union_ids)
+            self._ledger = ledger
+
+    def union_id(self, userid: str) -> str:
+        """The unionId of ``userid``: from the state, else asked once and then kept.
+
+        Workers creating to-dos of one user at once wait for one lookup, not one each.
+        """
+        with self._ids_lock:
+            known = self._ids.get(userid)
+            if known is not None:
+                return known
+            asking = self._asking.setdefault(userid, threading.Lock())
+        with asking:
+            with self._ids_lock:
+                known = self._ids.get(userid)
+            if known is not None:
+                return known
+            value = self.client.union_id(userid)
+            with self._ids_lock:
+                self._ids[userid] = value
+                ledger = self._ledger
+            if ledger is not None:
+                ledger.remember_union_ids({userid: value})
+            return value
+
+    def key_for(self, namespace: str, address: str, generation: int) -> str:
+        return source_id_for(namespace, address, generation)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def create(self, pending: PendingCreate) -> str:
+        content = pending.content
+        creator = self.union_id(creator_of(content))
+        executor = self.union_id(pending.userid)
+        return self.client.create(
+            creator,
+            subject=content.title,
+            app_url=content.url,
+            source_id=pending.biz_id,
+            pc_url=content.pc_url,
+            description=content.description,
+            due_time_ms=content.due_time,
+            priority=content.priority,
+            executor_ids=[executor],
+            ding=content.ding,
+        )
+
+    def complete(self, record: StateRecord) -> bool:
+        creator = self.union_id(creator_of(record.content))
+        return self.client.update(creator, record.record_id, done=True)
+
+    def cancel(self, pending: PendingCreate) -> None:
+        creator = self.union_id(creator_of(pending.content))
+        task = self.client.get_by_source_id(creator, pending.biz_id)
+        if task is not None and not task.done:
+            self.client.update(creator, task.task_id, done=True)
+
+    def update(self, record: StateRecord, content: Content) -> bool:
+        creator = self.union_id(creator_of(record.content))
+        changes = _in_place_changes(record.content, content)
+        if not changes:
+            return True  # a field DingTalk cannot clear was cleared in the file (README)
+        return self.client.update(creator, record.record_id, **changes)
+
+    def reopen(self, record: StateRecord, content: Content) -> bool:
+        creator = self.union_id(creator_of(record.content))
+        changes = _in_place_changes(record.content, content)
+        return self.client.update(creator, record.record_id, done=False, **changes)
+
+    def delete(self, record: StateRecord) -> bool:
+        creator = self.union_id(creator_of(record.content))
+        return self.client.delete(creator, record.record_id)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def observe(
+        self, records: Sequence[StateRecord], reporter: Reporter, lookup: str
+    ) -> Observation:
+        """Per creator: the open list, the done list while records are unaccounted for,
+        then a get by id for each record in neither (done ones leave the list after 180
+        days, §10.4). ``lookup`` has no meaning here: the lists are the documented way."""
+        by_creator: dict[str, list[StateRecord]] = defaultdict(list)
+        for record in records:
+            by_creator[record.content.creator_userid or ""].append(record)
+        found: dict[str, RemoteRecord | None] = {}
+        unchecked: dict[str, str] = {}
+        for creator_userid in sorted(by_creator):
+            group = by_creator[creator_userid]
+            try:
+                found.update(self._observe_creator(creator_userid, group, reporter))
+            except InvalidUserError as exc:
+                reporter.note(f"to-dos created as {creator_userid} not checked: {exc}")
+                for record in group:
+                    unchecked[record.record_id] = str(exc)
+                    reporter.advanced("refresh")
+        return Observation(found, unchecked=unchecked)
+
+    def _observe_creator(
+        self, creator_userid: str, records: list[StateRecord], reporter: Reporter
+    ) -> dict[str, RemoteRecord | None]:
+        creator = self.union_id(creator_userid)
+        by_id = {r.record_id: r for r in records}
+        by_key = {r.biz_id: r for r in records if r.biz_id}
+        found: dict[str, RemoteRecord | None] = {}
+        for done in (False, True):
+            if len(found) == len(by_id):
+                break
+            for card in self.client.list_created(creator, done):
+                record = by_id.get(card.task_id) or (
+                    by_key.get(card.source_id) if card.source_id else None
+                )
+                if record is None or record.record_id in found:
+                    continue
+                if record.record_id != card.task_id:
+                    continue  # another to-do under this record's key: not this record
+                found[record.record_id] = _remote(record, card)
+                reporter.advanced("refresh")
+                if len(found) == len(by_id):
+                    break
+        for record_id, record in by_id.items():
+            if record_id not in found:
+                task = self.client.get(creator, record_id)
+                found[record_id] = None if task is None else _remote(record, task)
+                reporter.advanced("refresh")
+        return found
+
+    def find_created(
+        self, pendings: Sequence[PendingCreate], known_ids: set[str]
+    ) -> dict[str, RemoteRecord]:
+        """Each interrupted create by its sourceId (§5.9): a key DingTalk never repeats."""
+        found: dict[str, RemoteRecord] = {}
+        for pending in pendings:
+            try:
+                creator = self.union_id(creator_of(pending.content))
+            except InvalidUserError:
+                continue  # an unknown creator: the create cannot have landed
+            task = self.client.get_by_source_id(creator, pending.biz_id)
+            if task is not None and task.task_id not in known_ids:
+                found[pending.address] = _remote_of_task(pending.userid, task, pending.content)
+        return found
+
+    def lookup_group(self, desired: DesiredRecord) -> str:
+        """To-dos are found through the list of their creator."""
+        return desired.content.creator_userid or ""
+
+    def find_existing(
+        self, wanted: Mapping[str, DesiredRecord], namespace: str, known_ids: set[str]
+    ) -> dict[str, RemoteRecord]:
+        """The open to-dos of one creator that a wanted address already has.
+
+        First by sourceId, which names the address (any generation: the newest open one
+        wins). Then, for addresses still without one, by title and url among the to-dos
+        another namespace of dingsync created (a task file renamed without setting its
+        namespace): cards show no executor, so each such candidate is looked up once to
+        see whose it is.
+        """
+        if not wanted:
+            return {}
+        first = next(iter(wanted.values()))
+        try:
+            creator = self.union_id(creator_of(first.content))
+        except InvalidUserError:
+            return {}
+        by_prefix = {
+            address_prefix(source_id_for(namespace, address, 0)): address for address in wanted
+        }
+        best: dict[str, tuple[int, TodoCard]] = {}
+        others: list[TodoCard] = []
+        for card in self.client.list_created(creator, False):
+            if not card.source_id or card.task_id in known_ids:
+                continue
+            address = by_prefix.get(address_prefix(card.source_id))
+            if address is None:
+                if card.source_id.startswith("dingsync-"):
+                    others.append(card)
+                continue
+            generation = _generation(card.source_id)
+            if address not in best or generation > best[address][0]:
+                best[address] = (generation, card)
+        found = {
+            address: _remote_of_card(wanted[address].userid, card, wanted[address].content)
+            for address, (_, card) in best.items()
+        }
+        found.update(self._by_content(creator, wanted, found, others))
+        return found
+
+    def _by_content(
+        self,
+        creator: str,
+        wanted: Mapping[str, DesiredRecord],
+        found: Mapping[str, RemoteRecord],
+        cards: list[TodoCard],
+    ) -> dict[str, RemoteRecord]:
+        left = {a: d for a, d in wanted.items() if a not in found and d.status == "open"}
+        adopted: dict[str, RemoteRecord] = {}
+        for card in cards:
+            fits = [
+                a
+                for a, d in left.items()
+                if (d.content.title, d.content.url) == (card.subject, card.app_url)
+            ]
+            if not fits:
+                continue
+            task = self.client.get(creator, card.task_id)
+            if task is None or len(task.executor_ids) != 1:
+                continue
+            for address in fits:
+                desired = left[address]
+                try:
+                    assignee = self.union_id(desired.userid)
+                except InvalidUserError:
+                    continue
+                if task.executor_ids[0] == assignee:
+                    adopted[address] = _remote_of_task(desired.userid, task, desired.content)
+                    del left[address]
+                    break
+        return adopted
+
+    def resolve_duplicate(
+        self, pending: PendingCreate, error: DuplicateError, known_ids: set[str], own: bool
+    ) -> RemoteRecord | MovePast:
+        """ "task exist": the sourceId names this address and generation alone, so what
+        holds it is this create (adopt it, open or done) or, when it is gone, a deleted
+        to-do of this address's history (move past it)."""
+        creator = self.union_id(creator_of(pending.content))
+        task = self.client.get_by_source_id(creator, pending.biz_id)
+        if task is None and isinstance(error, TaskExistsError) and error.task_id:
+            task = self.client.get(creator, error.task_id)
+        if task is None:
+            return MovePast()
+        if task.task_id in known_ids:
+            raise DingsyncError(
+                f"{error}; the to-do holding this key ({task.task_id}) is already managed "
+                "for another address; check the state with 'dingsync state list'"
+            )
+        return _remote_of_task(pending.userid, task, pending.content)
+
+    def lookup(self, desired: DesiredRecord, record_id: str) -> RemoteRecord | None:
+        creator = self.union_id(creator_of(desired.content))
+        task = self.client.get(creator, record_id)
+        return None if task is None else _remote_of_task(desired.userid, task, desired.content)
+
+    @property
+    def call_counts(self) -> dict[str, int]:
+        return self.client.call_counts
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _in_place_changes(before: Content, after: Content) -> dict[str, Any]:
+    """The update fields for what changed among title, description and due time.
+
+    Only what changed is sent (§7.3 leaves partial updates likely, not sure). A cleared
+    description is sent empty; a cleared due time cannot be sent and is left as it is.
+    """
+    changes: dict[str, Any] = {}
+    if after.title != before.title:
+        changes["subject"] = after.title
+    if after.description != before.description:
+        changes["description"] = after.description or ""
+    if after.due_time != before.due_time and after.due_time is not None:
+        changes["due_time_ms"] = after.due_time
+    return changes
+
+
+def _generation(source_id: str) -> int:
+    tail = source_id.rpartition("-")[2]
+    return int(tail) if tail.isdigit() else -1
+
+
+def _remote(record: StateRecord, item: TodoCard | TodoTask) -> RemoteRecord:
+    if isinstance(item, TodoCard):
+        return _remote_of_card(record.userid, item, record.content)
+    return _remote_of_task(record.userid, item, record.content)
+
+
+def _remote_of_card(userid: str, card: TodoCard, sent: Content) -> RemoteRecord:
+    return _shown(
+        userid,
+        sent,
+        record_id=card.task_id,
+        created_ms=card.created_ms,
+        title=card.subject,
+        app_url=card.app_url,
+        pc_url=card.pc_url,
+        due_time=card.due_time_ms,
+        priority=card.priority,
+        done=card.done,
+        source_id=card.source_id,
+    )
+
+
+def _remote_of_task(userid: str, task: TodoTask, sent: Content) -> RemoteRecord:
+    return _shown(
+        userid,
+        sent,
+        record_id=task.task_id,
+        created_ms=task.created_ms,
+        title=task.subject,
+        app_url=task.app_url,
+        pc_url=task.pc_url,
+        due_time=task.due_time_ms,
+        priority=task.priority,
+        done=task.done,
+        source_id=task.source_id,
+    )
+
+
+def _shown(
+    userid: str,
+    sent: Content,
+    *,
+    record_id: str,
+    created_ms: int | None,
+    title: str,
+    app_url: str | None,
+    pc_url: str | None,
+    due_time: int | None,
+    priority: int | None,
+    done: bool,
+    source_id: str | None,
+) -> RemoteRecord:
+    """A to-do in dingsync's terms. What the file leaves to DingTalk is not compared: the
+    pc url defaults to the url (§5.2), and a due time or priority the file does not give
+    is DingTalk's business."""
+    if sent.pc_url is None and pc_url == app_url:
+        pc_url = None
+    return RemoteRecord(
+        record_id=record_id,
+        userid=userid,
+        create_time_ms=created_ms or 0,
+        title=title,
+        url=app_url or "",
+        form=(),
+        status="done" if done else "open",
+        pc_url=pc_url,
+        due_time=due_time if sent.due_time is not None else None,
+        priority=priority if sent.priority is not None else None,
+        key=source_id,
+    )
