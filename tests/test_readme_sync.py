@@ -29,6 +29,7 @@ HEADINGS = [
     ("### In the developer console", "### 在开发者后台"),
     ("### Where userids come from", "### userid 从哪里来"),
     ("### The first apply", "### 第一次 apply"),
+    ("### Moving a team from workrecord to todo", "### 从 workrecord 迁到 todo"),
     ("## In git-driven CI", "## 在 git 驱动的 CI 中使用"),
     ("## DingTalk behaviours that may surprise you", "## 钉钉中容易让人意外的行为"),
     ("## Troubleshooting", "## 常见错误排查"),
