@@ -38,7 +38,7 @@ from dingsync.emulator.faults import busy_body
 from dingsync.emulator.faults import gateway_page
 from dingsync.emulator.faults import global_limit_body
 from dingsync.emulator.faults import ip_block_body
-from dingsync.emulator.limits import RateLimiter
+from dingsync.emulator.limits import BucketLimiter
 from dingsync.emulator.limits import make_limiter
 from dingsync.emulator.store import Store
 from dingsync.emulator.todo_gateway import V1_CALL_NAMES
@@ -83,7 +83,7 @@ class Settings:
 
     apps: dict[str, str]
     directory: Directory
-    limiter: RateLimiter
+    limiter: BucketLimiter
     faults: FaultPlan
     latency: float
     token_ttl: float

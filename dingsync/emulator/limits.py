@@ -31,7 +31,7 @@ _LIMIT_DETAIL = (
 )
 
 
-class RateLimiter:
+class BucketLimiter:
     """One bucket per (app, API), holding up to ``qps`` calls and refilled at ``qps``/s.
 
     A bucket rather than fixed one-second windows, so that a client pacing itself at
@@ -70,7 +70,7 @@ class RateLimiter:
         return now + (1.0 - tokens) / self.qps
 
 
-class SlidingWindowLimiter(RateLimiter):
+class SlidingWindowLimiter(BucketLimiter):
     """Counts the calls of each (app, API) in the last second, refused ones included.
 
     A call is refused when ``qps`` (at least one) calls arrived in ``(now - 1 s, now]``;
@@ -103,12 +103,12 @@ class SlidingWindowLimiter(RateLimiter):
         return free_at
 
 
-def make_limiter(kind: str, qps: float | None) -> RateLimiter:
+def make_limiter(kind: str, qps: float | None) -> BucketLimiter:
     """The limiter of kind ``bucket`` or ``sliding``."""
     if kind == "sliding":
         return SlidingWindowLimiter(qps)
     if kind == "bucket":
-        return RateLimiter(qps)
+        return BucketLimiter(qps)
     raise ValueError(f"unknown limiter {kind!r}; known: {', '.join(LIMITER_KINDS)}")
 
 

@@ -9,7 +9,7 @@ from datetime import timezone
 import pytest
 
 from dingsync.emulator import EmulatorConfig
-from dingsync.emulator.limits import RateLimiter
+from dingsync.emulator.limits import BucketLimiter
 from dingsync.emulator.limits import SlidingWindowLimiter
 from dingsync.emulator.limits import make_limiter
 
@@ -46,7 +46,7 @@ def test_calls_paced_just_over_a_second_per_limit_always_pass():
 
 
 def test_calls_a_hair_too_close_are_refused_where_a_bucket_lets_them_pass():
-    sliding, bucket = SlidingWindowLimiter(20), RateLimiter(20)
+    sliding, bucket = SlidingWindowLimiter(20), BucketLimiter(20)
     # Paced at the limit, but the 21st arrives 1 ms early: jitter a bucket absorbs.
     times = [NOW + n / 20 for n in range(20)] + [NOW + 1.0 - 0.001]
     assert [bucket.spend("app", "api", t) for t in times] == [None] * 21
