@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -59,6 +60,8 @@ class EmulatorConfig:
     update_unknown_result: bool = False
     data_path: str | os.PathLike[str] | None = None
     clock: Callable[[], float] | None = None
+    # How an answer's latency is waited out (in the connection's own thread).
+    sleep: Callable[[float], None] = time.sleep
 
     def check(self) -> None:
         """Raise ``ValueError`` for settings that cannot work."""

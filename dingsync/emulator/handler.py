@@ -43,11 +43,17 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(
-        self, address: tuple[str, int], gateway: Gateway, control: Control, ipv6: bool = False
+        self,
+        address: tuple[str, int],
+        gateway: Gateway,
+        control: Control,
+        ipv6: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if ipv6:
             self.address_family = socket.AF_INET6
         self.gateway = gateway
+        self.sleep = sleep
         self.control = control
         self._open: set[socket.socket] = set()
         self._to_reset: set[socket.socket] = set()
@@ -179,7 +185,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     def _deliver(self, outcome: Outcome) -> None:
         if outcome.delay > 0:
             # Sleeping here holds only this connection's thread, never the store lock.
-            time.sleep(outcome.delay)
+            self._server().sleep(outcome.delay)
         if outcome.action == "answer":
             self._write(outcome.status, outcome.body, outcome.content_type)
             return

@@ -64,7 +64,11 @@ class Emulator:
         if self._http is not None:
             raise RuntimeError("the emulator is already running")
         server = EmulatorHTTPServer(
-            (host, port), self._gateway.handle, self._control, ipv6=":" in host
+            (host, port),
+            self._gateway.handle,
+            self._control,
+            ipv6=":" in host,
+            sleep=self.config.sleep,
         )
         self._http = server
         shown = f"[{host}]" if ":" in host else host

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import requests
@@ -117,22 +116,32 @@ def test_unknown_fault_kind_is_refused(emu):
         emu.set_faults(rate=1.5)
 
 
-def test_latency_delays_answers_without_serialising_them(emu, connect):
-    emu.set_faults(latency_ms=200)
-    apis = [connect(emu) for _ in range(4)]
+def test_latency_delays_answers_without_serialising_them(start_emulator, connect):
+    """Four calls with latency are delayed side by side: each one's wait starts before any
+    ends (a barrier in the injected sleep would time out if the emulator waited them out
+    one after the other, or under its store lock)."""
+    together = threading.Barrier(4, timeout=10)
+    delays: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        together.wait()
+
+    emulator = start_emulator(latency_ms=200, sleep=sleep)
+    apis = [connect(emulator) for _ in range(4)]
     for api in apis:
         api.token()  # gettoken has no added latency
+    assert delays == []
     replies = []
 
     def call(api):
         replies.append(api.call("workrecord/getbyuserid", LIST_BODY)["errcode"])
 
     threads = [threading.Thread(target=call, args=(api,)) for api in apis]
-    started = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.monotonic() - started
     assert replies == [0, 0, 0, 0]
-    assert 0.2 <= elapsed < 0.6
+    assert delays == [0.2] * 4
+    assert not together.broken
