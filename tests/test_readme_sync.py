@@ -48,6 +48,8 @@ HEADINGS = [
     ("## Reliability", "## 可靠性"),
     ("## Performance", "## 性能"),
     ("## Development", "## 开发"),
+    ("### How a run flows", "### 一次运行怎样走"),
+    ("### Adding a field", "### 新增一个字段"),
 ]
 
 MARKER = re.compile(r"<!-- 同步自 README\.md @ ([0-9a-f]{7,40}) -->")
