@@ -37,6 +37,7 @@ from dingsync.reporter import Reporter
 from dingsync.todo_client import TodoCard
 from dingsync.todo_client import TodoClient
 from dingsync.todo_client import TodoTask
+from dingsync.transport import annotate
 
 if TYPE_CHECKING:
     from dingsync.ledger import Ledger
@@ -62,6 +63,7 @@ class TodoBackend:
         self._ids: dict[str, str] = {}
         self._ids_lock = threading.Lock()
         self._asking: dict[str, threading.Lock] = {}  # userid -> its one lookup in flight
+        self._not_members: dict[str, InvalidUserError] = {}
         self._ledger: Ledger | None = None
 
     def attach(self, ledger: Ledger) -> None:
@@ -82,9 +84,18 @@ class TodoBackend:
         with asking:
             with self._ids_lock:
                 known = self._ids.get(userid)
+                refused = self._not_members.get(userid)
             if known is not None:
                 return known
-            value = self.client.union_id(userid)
+            if refused is not None:
+                # Asked once this run: every record of that user fails alike.
+                raise _again(refused)
+            try:
+                value = self.client.union_id(userid)
+            except InvalidUserError as exc:
+                with self._ids_lock:
+                    self._not_members[userid] = _again(exc)
+                raise
             with self._ids_lock:
                 self._ids[userid] = value
                 ledger = self._ledger
@@ -99,7 +110,7 @@ class TodoBackend:
 
     def create(self, pending: PendingCreate) -> str:
         content = pending.content
-        creator = self.union_id(creator_of(content))
+        creator = self._creator(content)
         executor = self.union_id(pending.userid)
         return self.client.create(
             creator,
@@ -113,6 +124,12 @@ class TodoBackend:
             executor_ids=[executor],
             ding=content.ding,
         )
+
+    def _creator(self, content: Content) -> str:
+        try:
+            return self.union_id(creator_of(content))
+        except InvalidUserError as exc:
+            raise annotate(_again(exc), "(it is the task's creator_userid)") from None
 
     def complete(self, record: StateRecord) -> bool:
         creator = self.union_id(creator_of(record.content))
@@ -315,6 +332,14 @@ class TodoBackend:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _again(error: InvalidUserError) -> InvalidUserError:
+    """A fresh copy of ``error`` with the same message, to raise or annotate once more."""
+    again = InvalidUserError(error.api, error.errcode, error.errmsg, error.sub_code)
+    again.args = error.args
+    again.reason = error.reason
+    return again
 
 
 def _in_place_changes(before: Content, after: Content) -> dict[str, Any]:

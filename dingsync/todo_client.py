@@ -194,11 +194,8 @@ class TodoClient(HttpClient):
         try:
             payload = self._topapi(USER_GET, {"userid": userid, "language": "zh_CN"})
         except InvalidUserError as exc:
-            text = (
-                f"{userid!r} is not a userid of this organisation (find userids in 管理后台 → "
-                "通讯录 → 成员管理; not the 工号, phone number or unionId) "
-                f"[DingTalk {exc.reason}: {exc.errmsg}]"
-            )
+            # The hint of InvalidUserError says where userids are found.
+            text = f"{userid!r} is not a userid of this organisation [{exc.errmsg}]"
             error = InvalidUserError(USER_GET, exc.errcode, text, exc.sub_code, exc.request_id)
             raise error from None
         result = payload.get("result")

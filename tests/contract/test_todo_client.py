@@ -179,7 +179,7 @@ def test_unknown_userid_says_what_a_userid_is(
     assert caught.value.reason == "33012"
     assert "'mallory' is not a userid of this organisation" in message
     assert "管理后台 → 通讯录 → 成员管理" in message
-    assert "not the 工号, phone number or unionId" in message
+    assert "not the 工号, the phone number or the unionId" in message
     assert client.call_counts[USER_GET] == 1  # not retried
     assert client.union_id("alice01") == emu.union_id("alice01")
 
