@@ -269,3 +269,26 @@ def test_state_rm_and_import_of_a_v1_todo(workdir, emulator):
     assert dingsync("state", "rm", "laptop@alice01").code == 0
     unknown = dingsync("import", "laptop@alice01", "OPJnotatask")
     assert unknown.code == 1 and "no to-do OPJnotatask" in unknown.err
+
+
+def test_a_lost_state_finds_replaced_and_completed_todos_by_source_id(workdir, emulator):
+    made = applied(workdir)
+    write_tasks(workdir / "tasks.yaml", TODO.replace("priority: high", "priority: urgent"))
+    assert dingsync("apply", "-y").code == 0  # laptop: generation 1, generation 0 deleted
+    current = ids(workdir)
+    emulator.complete_todo(current["nda@alice01"])  # alice finishes her NDA
+    for path in (workdir / "state").glob("tasks.state.json*"):
+        path.unlink()
+    before = set(todos(emulator))
+    run = dingsync("apply", "-y", "--json")
+    assert run.code == 0, run.err
+    assert set(todos(emulator)) == before, "a to-do was created again"
+    doc = run.json()
+    assert doc["result"]["created"] == []
+    assert sorted(doc["result"]["adopted"]) == sorted(made)
+    records = state_doc(workdir / STATE)["records"]
+    assert {a: r["record_id"] for a, r in records.items()} == current
+    assert records["nda@alice01"]["status"] == "done"
+    assert records["nda@alice01"]["completed_by"] == "assignee"
+    assert records["laptop@bob02"]["generation"] == 1
+    assert dingsync("plan", "--detailed-exitcode").code == 0
