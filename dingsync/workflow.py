@@ -138,7 +138,7 @@ def refresh_and_judge(
     reporter: Reporter,
     lookup: str,
     force: bool = False,
-    take_edits: bool = True,
+    take_edits: bool = False,
 ) -> Refresh:
     """Look the managed open records up and write down what DingTalk says of them.
 
@@ -212,7 +212,9 @@ def run_apply(
     look_up_pending(ledger, backend, reporter)
     refreshed = None
     if settings.refresh:
-        refreshed = refresh_and_judge(ledger, backend, reporter, settings.lookup, settings.force)
+        refreshed = refresh_and_judge(
+            ledger, backend, reporter, settings.lookup, settings.force, take_edits=True
+        )
         view.show_drift(refreshed.report)
         if refreshed.refusal:
             raise PlanError(f"refusing to apply: {refreshed.refusal}")
@@ -266,7 +268,7 @@ def plan_with_refresh(
     ledger = Ledger(state, ScratchStore(state))
     backend.attach(ledger)
     look_up_pending(ledger, backend, reporter)
-    refreshed = refresh_and_judge(ledger, backend, reporter, lookup)
+    refreshed = refresh_and_judge(ledger, backend, reporter, lookup, take_edits=True)
     adopt_existing(ledger, backend, task_file.records, reporter, namespace=task_file.namespace)
     the_plan = make_plan(task_file, ledger.state, china_today())
     return the_plan, refreshed

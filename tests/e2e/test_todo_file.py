@@ -175,6 +175,9 @@ def test_an_edit_on_dingtalk_is_drift_and_the_next_apply_puts_it_back(workdir, e
     drift = dingsync("drift", "--detailed-exitcode")
     assert drift.code == 2, drift.out + drift.err
     assert "title" in drift.out and "priority" in drift.out
+    doc = check("drift", dingsync("drift", "--json").json())
+    paths = {(i["address"], f["path"]) for i in doc["items"] for f in i["fields"]}
+    assert paths == {("nda@alice01", "title"), ("laptop@bob02", "priority")}
     run = dingsync("apply", "-y")
     assert run.code == 0, run.err
     assert "~ nda@alice01: updated" in run.err or "updated" in run.err
