@@ -1,9 +1,10 @@
-"""Every change to the state during a run goes through the Ledger, and is durable on return.
+"""The Ledger owns the state of a run: every change goes through it, durable on return.
 
-Each change is one journal event, appended and fsynced before the call returns, so a crash
-at any instant loses nothing; ``flush()`` folds the journal into the state file at the end
-of the run (and ``StateStore.load`` folds a leftover one at the next start). Appending keeps
-a large state from being rewritten once per remote write.
+Each change is one event (``dingsync.events``): appended to the journal and fsynced
+through the store, then applied to the state in memory, before the call returns, so a
+crash at any instant loses nothing. ``flush()`` saves the state file at the end of the run
+(and ``StateStore.load`` folds a leftover journal at the next start). Appending keeps a
+large state from being rewritten once per remote write.
 
 Workers of the applier call the Ledger from several threads; one lock orders the
 read-modify-write steps, so the journal always describes a prefix of what happened remotely.
@@ -15,7 +16,10 @@ import threading
 from datetime import datetime
 from datetime import timezone
 
+from dingsync import events
 from dingsync.errors import StateError
+from dingsync.events import Event
+from dingsync.events import apply_event
 from dingsync.model import Content
 from dingsync.model import PendingCreate
 from dingsync.model import Remote
@@ -44,9 +48,15 @@ class Ledger:
         # Also after a failure: whatever was journaled is folded into the state file.
         self.flush()
 
+    def _commit(self, event: Event) -> None:
+        """Make ``event`` durable, then apply it to the state in memory."""
+        with self._lock:
+            self._store.append(event)
+            apply_event(self.state, event)
+            self._dirty = True
+
     def _record(self, record: StateRecord) -> None:
-        self._store.journal_record(self.state, record)
-        self._dirty = True
+        self._commit(events.record(record))
 
     def flush(self) -> None:
         """Fold what this run journaled into the state file (temp file, fsync, rename)."""
@@ -69,15 +79,13 @@ class Ledger:
                 raise StateError(
                     f"{pending.address}: an earlier create ({earlier.biz_id}) is not settled"
                 )
-            self._store.journal_pending(self.state, pending)
-            self._dirty = True
+            self._commit(events.pending(pending))
 
     def abandon_create(self, address: str) -> None:
         """DingTalk certainly refused the create: nothing exists remotely for this intent."""
         with self._lock:
             if address in self.state.pending:
-                self._store.journal_abandon(self.state, address)
-                self._dirty = True
+                self._commit(events.abandon(address))
 
     def finish_create(
         self, pending: PendingCreate, record_id: str, status: Status = "open"
@@ -112,7 +120,7 @@ class Ledger:
             ):
                 # Retire first: a crash between the two events must not lose the old record,
                 # which still has to be completed.
-                self._store.journal_retire(self.state, old)
+                self._commit(events.retire(old))
                 retired = old
             self._record(record)
         return record, retired
@@ -137,8 +145,7 @@ class Ledger:
         """A record is done: completed by dingsync, or observed done (by the assignee)."""
         with self._lock:
             if record.record_id in self.state.retiring:
-                self._store.journal_retired(self.state, record.record_id)
-                self._dirty = True
+                self._commit(events.retired(record.record_id))
             current = self.state.records.get(record.address)
             if current is not None and current.record_id == record.record_id:
                 self._record(
@@ -171,12 +178,10 @@ class Ledger:
         """A to-do is deleted: the address is forgotten (its generations are kept)."""
         with self._lock:
             if record.record_id in self.state.retiring:
-                self._store.journal_retired(self.state, record.record_id)
-                self._dirty = True
+                self._commit(events.retired(record.record_id))
             current = self.state.records.get(record.address)
             if current is not None and current.record_id == record.record_id:
-                self._store.journal_forget(self.state, record.address)
-                self._dirty = True
+                self._commit(events.forget(record.address))
 
     def remember_union_ids(self, union_ids: dict[str, str]) -> None:
         """userid → unionId mappings learnt this run (v1.0): kept so plan stays offline
@@ -184,8 +189,7 @@ class Ledger:
         with self._lock:
             new = {u: i for u, i in union_ids.items() if self.state.union_ids.get(u) != i}
             if new:
-                self._store.journal_union_ids(self.state, new)
-                self._dirty = True
+                self._commit(events.union_ids(new))
 
     def record_observations(
         self,
@@ -220,14 +224,12 @@ class Ledger:
     def bind(self, remote: Remote) -> None:
         """The state's records live in ``remote`` from now on."""
         with self._lock:
-            self._store.journal_remote(self.state, remote)
-            self._dirty = True
+            self._commit(events.remote(remote))
 
     def forget(self, address: str) -> StateRecord | None:
         """Stop managing an address (``state rm``); the remote record is left alone."""
         with self._lock:
             record = self.state.records.get(address)
             if record is not None:
-                self._store.journal_forget(self.state, address)
-                self._dirty = True
+                self._commit(events.forget(address))
             return record

@@ -1,32 +1,18 @@
 """The state file: which remote record each address became, written so that no crash loses it.
 
-``StateStore`` is the only code that reads or writes ``<state>``, ``<state>.backup`` and
-``<state>.journal``.
-
-Two ways to make a result durable:
-
-* ``save(state)`` rewrites the whole file atomically (temp file, fsync, rename, fsync of
-  the folder), keeping the previous file as ``.backup``;
-* the journal helpers (``journal_pending``, ``journal_record``, ...) append one event line
-  to ``<state>.journal`` and fsync it, then apply the same event to the state in memory.
-  For a large state this is much cheaper than a rewrite per record.
-
-``load()`` folds a leftover journal into the state it returns, and ``save()`` removes the
-journal once the new file is durable, so the state in memory after ``load()`` is always
-what the acknowledged writes described.
-
-The journal begins with a ``begin`` line naming the lineage and serial of the state file
-it extends. That is how ``load()`` tells a journal still to be folded (same serial) from
-one that a ``save()`` already folded but had no time to remove (older serial).
+``StateStore`` loads and saves snapshots of ``<state>`` (keeping the previous one as
+``<state>.backup``) and is the door to ``<state>.journal`` (``dingsync.journal``): the
+ledger appends each change there as an event (``dingsync.events``) and applies it to the
+state it owns. ``load()`` folds a leftover journal into the state it returns, and
+``save()`` removes the journal once the new file is durable, so the state in memory after
+``load()`` is always what the acknowledged writes described.
 """
 
 from __future__ import annotations
 
 import codecs
 import glob
-import json
 import os
-import tempfile
 import threading
 import uuid
 from collections.abc import Callable
@@ -34,13 +20,19 @@ from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from pathlib import Path
-from stat import S_ISREG
 from typing import Any
 from typing import BinaryIO
 from typing import TypeVar
 
 from dingsync import __version__
+from dingsync.atomicfile import NEW_FILE_MODE
+from dingsync.atomicfile import FileIdentity
+from dingsync.atomicfile import atomic_write
+from dingsync.atomicfile import identity
 from dingsync.errors import StateError
+from dingsync.events import apply_event
+from dingsync.events import check as check_event
+from dingsync.journal import Journal
 from dingsync.jsonstream import Converter
 from dingsync.jsonstream import JsonStreamError
 from dingsync.jsonstream import Lazy
@@ -76,28 +68,6 @@ Document = dict[str, Any]
 # published format, so there is nothing to migrate yet; the next format change adds
 # MIGRATIONS[1] and bumps FORMAT.
 MIGRATIONS: dict[int, Callable[[Document], Document]] = {}
-
-# Journal event kinds. ``begin`` is the header line; the others change the state.
-JOURNAL_OPS = frozenset(
-    {
-        "begin",
-        "pending",
-        "abandon",
-        "record",
-        "retire",
-        "retired",
-        "forget",
-        "generation",
-        "remote",
-        "union_ids",
-    }
-)
-
-_NEW_FILE_MODE = 0o644
-
-# The journal is read whole: one larger than this is no journal a run wrote but, say, a link
-# to /dev/zero, which would exhaust the memory even of a plan.
-JOURNAL_LIMIT = 256 << 20
 
 _Entry = TypeVar("_Entry", StateRecord, PendingCreate)
 
@@ -182,56 +152,6 @@ def default_state_path(task_file: str | Path, sandbox: bool) -> Path:
     return Path("state") / f"{stem}{suffix}"
 
 
-def apply_event(state: State, event: Mapping[str, Any]) -> None:
-    """Apply one journal event to ``state`` in memory.
-
-    Used both live (by the journal helpers) and when ``load()`` replays a journal, so the
-    two can never disagree. Every event is idempotent as part of its journal: replaying a
-    whole journal over a state that already holds it changes nothing.
-    """
-    op = event["op"]
-    if op == "pending":
-        pending = PendingCreate.from_dict(event["pending"])
-        state.pending[event["address"]] = pending
-        _raise_generation(state, event["address"], pending.generation)
-    elif op == "abandon":
-        state.pending.pop(event["address"], None)
-    elif op == "record":
-        record = StateRecord.from_dict(event["record"])
-        state.records[event["address"]] = record
-        # Only the record that an interrupted create became settles it: a status change of
-        # the record it replaces must leave the pending create alone.
-        waiting = state.pending.get(event["address"])
-        if waiting is not None and waiting.biz_id == record.biz_id:
-            del state.pending[event["address"]]
-        _raise_generation(state, event["address"], record.generation)
-    elif op == "retire":
-        record = StateRecord.from_dict(event["record"])
-        state.retiring[event["record_id"]] = record
-        # Only the record being retired leaves `records`: on replay the address may already
-        # hold its successor, which must stay.
-        current = state.records.get(record.address)
-        if current is not None and current.record_id == event["record_id"]:
-            del state.records[record.address]
-    elif op == "retired":
-        state.retiring.pop(event["record_id"], None)
-    elif op == "forget":
-        state.records.pop(event["address"], None)
-    elif op == "generation":
-        _raise_generation(state, event["address"], int(event["value"]))
-    elif op == "remote":
-        state.remote = Remote.from_dict(event["remote"])
-    elif op == "union_ids":
-        state.union_ids.update(event["union_ids"])
-    else:
-        raise ValueError(f"unknown journal event {op!r}")
-
-
-def _raise_generation(state: State, address: str, generation: int) -> None:
-    # DingTalk refuses a biz_id it has seen once, so the highest generation never goes down.
-    state.generations[address] = max(state.generations.get(address, -1), generation)
-
-
 class StateStore:
     """Loads and saves one state file, its backup and its journal.
 
@@ -243,22 +163,18 @@ class StateStore:
         self.path = Path(path)
         self.backup_path = self.path.with_name(self.path.name + ".backup")
         self.journal_path = self.path.with_name(self.path.name + ".journal")
+        self.journal = Journal(self.journal_path, FORMAT)
         self._mutex = threading.RLock()
         self._load_failed = False
         # (lineage, serial) of the state file on disk, once this store has read or written it.
         self._base: tuple[str, int] | None = None
-        # True once this store has checked (or started) the journal since the last load/save.
-        self._journal_ready = False
         # True when the last load() replayed events of an interrupted run's journal.
         self.folded_journal = False
         # True when the last load() found a state: the file, or a first run's journal.
         self.found = False
-        # The state file as this store last read or wrote it (see ``_identity``): a save
+        # The state file as this store last read or wrote it (see ``atomicfile.identity``): a save
         # finding another file there refuses to overwrite it (compare-and-swap).
         self._seen: FileIdentity | None = None
-        # Tests only: end the process right after this many journal events, like a kill.
-        self._exit_after = _test_exit_after()
-        self._events = 0
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -276,9 +192,9 @@ class StateStore:
         with self._mutex:
             self._load_failed = True
             self._base = None
-            self._journal_ready = False
+            self.journal.ready = False
             self.folded_journal = False
-            self._seen = _identity(self.path)
+            self._seen = identity(self.path)
             state, on_disk = self._read_state_file()
             self._fold_journal(state, on_disk)
             self.found = on_disk or self.folded_journal
@@ -456,18 +372,13 @@ class StateStore:
         hint = f"; {self.backup_path} holds the previous state" if self.backup_path.exists() else ""
         return StateError(f"state file {self.path} {what}{hint}")
 
-    # -- the journal: reading --------------------------------------------------------------
+    # -- folding a leftover journal ------------------------------------------------------
 
     def _fold_journal(self, state: State, on_disk: bool) -> None:
-        try:
-            raw = self._read_journal()
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise StateError(f"cannot read journal {self.journal_path}: {exc.strerror}") from exc
-        header, events, _ = self._parse_journal(raw)
-        if header is None:
-            return  # only a torn first line: nothing was ever acknowledged
+        contents = self.journal.read()
+        if contents is None or contents.header is None:
+            return  # none, or only a torn first line: nothing was ever acknowledged
+        header, events = contents.header, contents.events
         lineage, serial = header["lineage"], header["serial"]
         if not on_disk:
             if serial != 0:
@@ -493,182 +404,21 @@ class StateStore:
             try:
                 apply_event(state, event)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise self._bad_journal(number, f"malformed event ({exc!r})") from exc
+                raise self.journal.damaged(number, f"malformed event ({exc!r})") from exc
         self.folded_journal = bool(events)
 
-    def _read_journal(self) -> bytes:
-        """The whole journal; refused when it is no regular file or larger than runs write."""
-        # Looked at before opening: opening a FIFO would wait for a writer forever.
-        info = self.journal_path.stat()
-        too_large = f"is larger than {JOURNAL_LIMIT >> 20} MiB, more than any run writes"
-        if not S_ISREG(info.st_mode):
-            raise self._odd_journal("is not a regular file")
-        if info.st_size > JOURNAL_LIMIT:
-            raise self._odd_journal(too_large)
-        with self.journal_path.open("rb") as fh:
-            raw = fh.read(JOURNAL_LIMIT + 1)  # one byte more shows a file that grew meanwhile
-        if len(raw) > JOURNAL_LIMIT:
-            raise self._odd_journal(too_large)
-        return raw
-
-    def _odd_journal(self, what: str) -> StateError:
-        return StateError(
-            f"journal {self.journal_path} {what}; move it away if dingsync did not write it"
-        )
-
-    def _parse_journal(
-        self, raw: bytes
-    ) -> tuple[dict[str, Any] | None, list[tuple[int, dict[str, Any]]], int]:
-        """Return the header, the numbered events and the length of the good prefix.
-
-        Every acknowledged event ends with a newline, so bytes after the last newline are a
-        torn write and are dropped; so is a garbled last line. A bad line followed by good
-        ones is damage and raises ``StateError``.
-        """
-        terminated = raw.split(b"\n")[:-1]
-        header: dict[str, Any] | None = None
-        events: list[tuple[int, dict[str, Any]]] = []
-        good_length = 0
-        for index, line in enumerate(terminated):
-            event = _decode_event(line)
-            if event is None or (event["op"] == "begin") != (header is None):
-                if index == len(terminated) - 1:
-                    break
-                raise self._bad_journal(index + 1, "not a journal event")
-            if header is None:
-                header = self._check_header(event, index + 1)
-            else:
-                events.append((index + 1, event))
-            good_length += len(line) + 1
-        return header, events, good_length
-
-    def _check_header(self, event: dict[str, Any], number: int) -> dict[str, Any]:
-        fmt = event.get("format")
-        if isinstance(fmt, int) and fmt > FORMAT:
-            raise StateError(
-                f"journal {self.journal_path} was written by a newer dingsync (format {fmt}); "
-                f"this version reads format {FORMAT} — upgrade dingsync"
-            )
-        if not isinstance(event.get("lineage"), str) or not isinstance(event.get("serial"), int):
-            raise self._bad_journal(number, "header lacks lineage or serial")
-        return event
-
-    def _bad_journal(self, number: int, what: str) -> StateError:
-        return StateError(f"journal {self.journal_path} is damaged at line {number}: {what}")
-
-    # -- the journal: writing --------------------------------------------------------------
+    # -- the journal -----------------------------------------------------------------------
 
     def append(self, event: Mapping[str, Any]) -> None:
-        """Append one event to the journal and fsync it; return once it is durable.
+        """Make one event durable in the journal; return once it is.
 
         Needs a prior ``load()`` or ``save()``: the journal names the state file it extends.
         """
-        op = event.get("op")
-        if op not in JOURNAL_OPS or op == "begin":
-            raise ValueError(f"not a journal event: {op!r}")
-        # A malformed event would make every later load fail: try it on a scratch state.
-        apply_event(State(lineage="check"), event)
-        line = _encode_event(event)
         with self._mutex:
             self._refuse_if_load_failed()
-            try:
-                self._append_line(line)
-            except OSError as exc:
-                raise StateError(f"cannot write journal {self.journal_path}: {exc}") from exc
-            self._events += 1
-            if self._events == self._exit_after:
-                os._exit(137)  # the exit status of a SIGKILL
-
-    def _append_line(self, line: bytes) -> None:
-        header = self._prepare_journal()
-        if header is not None:
-            self.journal_path.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_APPEND | (os.O_CREAT if header is not None else 0)
-        try:
-            fd = os.open(self.journal_path, flags, _NEW_FILE_MODE)
-        except FileNotFoundError:
-            # Another writer's save removed the journal (a forced unlock): start a new one
-            # with its header rather than a file of events no load could place.
-            self._journal_ready = False
-            self._append_line(line)
-            return
-        try:
-            # Header and first event in one write: a torn header never hides an event.
-            _write_all(fd, (header or b"") + line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if header is not None:
-            _fsync_directory(self.journal_path.parent)
-        self._journal_ready = True
-
-    def _prepare_journal(self) -> bytes | None:
-        """Make the journal ready for appending; return a header line if it must start anew."""
-        if self._journal_ready:
-            return None
-        if self._base is None:
-            raise RuntimeError("load() or save() the state before writing to its journal")
-        lineage, serial = self._base
-        try:
-            raw = self.journal_path.read_bytes()
-        except FileNotFoundError:
-            raw = None
-        if raw is not None:
-            header, _, good_length = self._parse_journal(raw)
-            if header is not None and (header["lineage"], header["serial"]) == (lineage, serial):
-                if good_length < len(raw):
-                    # Cut a torn last line, or the next event would be glued onto it.
-                    os.truncate(self.journal_path, good_length)
-                return None
-            # Already folded into the state file (see load): start a new journal.
-            self.journal_path.unlink()
-        begin = {"op": "begin", "format": FORMAT, "lineage": lineage, "serial": serial}
-        return _encode_event(begin)
-
-    def commit(self, state: State, event: Mapping[str, Any]) -> None:
-        """Make ``event`` durable in the journal, then apply it to ``state`` in memory."""
-        with self._mutex:
-            self.append(event)
-            apply_event(state, event)
-
-    def journal_pending(self, state: State, pending: PendingCreate) -> None:
-        """A create is about to be sent: remember its address, biz_id and generation."""
-        event = {"op": "pending", "address": pending.address, "pending": pending.to_dict()}
-        self.commit(state, event)
-
-    def journal_abandon(self, state: State, address: str) -> None:
-        """DingTalk certainly refused the pending create of ``address``: drop it."""
-        self.commit(state, {"op": "abandon", "address": address})
-
-    def journal_record(self, state: State, record: StateRecord) -> None:
-        """A record now stands for its address (its pending create, if any, is resolved)."""
-        event = {"op": "record", "address": record.address, "record": record.to_dict()}
-        self.commit(state, event)
-
-    def journal_retire(self, state: State, record: StateRecord) -> None:
-        """``record`` is replaced: keep it in ``retiring`` until it has been completed."""
-        event = {"op": "retire", "record_id": record.record_id, "record": record.to_dict()}
-        self.commit(state, event)
-
-    def journal_retired(self, state: State, record_id: str) -> None:
-        """A retiring record has been completed remotely and needs no more work."""
-        self.commit(state, {"op": "retired", "record_id": record_id})
-
-    def journal_forget(self, state: State, address: str) -> None:
-        """Stop managing the record of ``address`` (its generation is kept)."""
-        self.commit(state, {"op": "forget", "address": address})
-
-    def journal_remote(self, state: State, remote: Remote) -> None:
-        """The state's records live in ``remote`` from now on."""
-        self.commit(state, {"op": "remote", "remote": remote.to_dict()})
-
-    def journal_union_ids(self, state: State, union_ids: dict[str, str]) -> None:
-        """userids resolved to unionIds (v1.0), kept for the life of the state."""
-        self.commit(state, {"op": "union_ids", "union_ids": dict(union_ids)})
-
-    def journal_generation(self, state: State, address: str, value: int) -> None:
-        """Raise the highest generation used for ``address`` to ``value``."""
-        self.commit(state, {"op": "generation", "address": address, "value": value})
+            if self._base is None:
+                raise RuntimeError("load() or save() the state before writing to its journal")
+            self.journal.append(event, self._base)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -687,13 +437,12 @@ class StateStore:
             serial = state.serial + 1
             self._refuse_if_changed(state, serial)
             self._write(_utf8_batches(state_pieces(state, serial)))
-            self._seen = _identity(self.path)
+            self._seen = identity(self.path)
             state.serial = serial
             self._base = (state.lineage, serial)
             # The file now holds everything the journal said; a crash before this unlink is
             # harmless because load() skips a journal of an older serial.
-            self.journal_path.unlink(missing_ok=True)
-            self._journal_ready = False
+            self.journal.remove()
 
     def _refuse_if_changed(self, state: State, serial: int) -> None:
         """Compare-and-swap: never overwrite a state file another writer changed meanwhile.
@@ -701,11 +450,11 @@ class StateStore:
         This run's state goes to ``<state>.unsaved`` instead, whole, so that nothing it
         did is lost; the user chooses which of the two to keep.
         """
-        if _identity(self.path) == self._seen:
+        if identity(self.path) == self._seen:
             return
         unsaved = self.path.with_name(self.path.name + ".unsaved")
         try:
-            _atomic_write(unsaved, _utf8_batches(state_pieces(state, serial)), _NEW_FILE_MODE)
+            atomic_write(unsaved, _utf8_batches(state_pieces(state, serial)), NEW_FILE_MODE)
             kept = f"this run's state is in {unsaved}"
         except OSError as exc:
             kept = f"this run's state could not be written to {unsaved} either ({exc})"
@@ -730,10 +479,10 @@ class StateStore:
                 # Keep the mode of an existing file: its owner may have chosen it.
                 mode = self.path.stat().st_mode & 0o777
             except FileNotFoundError:
-                mode, keep_backup = _NEW_FILE_MODE, None
+                mode, keep_backup = NEW_FILE_MODE, None
             # The backup moves on only once the new file is complete: a write that fails
             # (a full disk, text that cannot be encoded) leaves both files as they were.
-            _atomic_write(self.path, data, mode, before_replace=keep_backup)
+            atomic_write(self.path, data, mode, before_replace=keep_backup)
         except (OSError, UnicodeEncodeError) as exc:
             raise StateError(f"cannot write state file {self.path}: {exc}") from exc
 
@@ -755,35 +504,13 @@ class StateStore:
             # piece at a time like every other read and write of the state.
             with self.path.open("rb") as current:
                 pieces = iter(lambda: current.read(1 << 20), b"")
-                _atomic_write(self.backup_path, pieces, self.path.stat().st_mode)
+                atomic_write(self.backup_path, pieces, self.path.stat().st_mode)
             return
         try:
             os.replace(temp, self.backup_path)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-
-
-FileIdentity = tuple[int, int, int, int]
-
-
-def _identity(path: Path) -> FileIdentity | None:
-    """Device, inode, size and change time of ``path``; None when there is no file.
-
-    Every save renames a new file into place, so another writer's save always shows as
-    another identity, however the serials compare.
-    """
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-
-
-def _test_exit_after() -> int | None:
-    """DINGSYNC_TEST_EXIT_AFTER_EVENTS: a deterministic kill point for the crash tests."""
-    value = os.environ.get("DINGSYNC_TEST_EXIT_AFTER_EVENTS", "")
-    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def state_pieces(state: State, serial: int | None = None) -> Iterator[str]:
@@ -829,68 +556,6 @@ def _utf8_batches(pieces: Iterable[str], size: int = 1 << 20) -> Iterator[bytes]
         yield "".join(batch).encode("utf-8")
 
 
-def _encode_event(event: Mapping[str, Any]) -> bytes:
-    return (json.dumps(event, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def _decode_event(line: bytes) -> dict[str, Any] | None:
-    try:
-        event = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    if not isinstance(event, dict) or event.get("op") not in JOURNAL_OPS:
-        return None
-    return event
-
-
-def _atomic_write(
-    path: Path,
-    data: Iterable[bytes],
-    mode: int,
-    before_replace: Callable[[], None] | None = None,
-) -> None:
-    """Replace ``path`` with ``data``: readers see the old bytes or the new, never a mix.
-
-    ``before_replace`` runs once the new bytes are durable in the temp file, just before
-    the rename.
-    """
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    temp = Path(name)
-    try:
-        try:
-            os.fchmod(fd, mode & 0o777)  # mkstemp creates 0600
-            for chunk in data:
-                _write_all(fd, chunk)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if before_replace is not None:
-            before_replace()
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename or a new file in ``directory`` durable (POSIX; a no-op elsewhere)."""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class ScratchStore(StateStore):
     """A store that changes the state in memory only: ``plan --refresh`` looks up and
     adopts as apply would, and writes nothing."""
@@ -900,7 +565,7 @@ class ScratchStore(StateStore):
         self._base = (state.lineage, state.serial)
 
     def append(self, event: Mapping[str, Any]) -> None:
-        apply_event(State(lineage="check"), event)  # the same check as a real append
+        check_event(event)  # the same check as a real append
 
     def save(self, state: State) -> None:
         pass

@@ -16,18 +16,26 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 import dingsync
+from dingsync import events
+from dingsync import journal as journal_module
 from dingsync import state as state_module
 from dingsync.errors import StateError
+from dingsync.events import apply_event
 from dingsync.model import Content
 from dingsync.model import PendingCreate
 from dingsync.model import State
 from dingsync.model import StateRecord
 from dingsync.state import FORMAT
 from dingsync.state import StateStore
-from dingsync.state import apply_event
 from dingsync.state import default_state_path
 
 LINEAGE = "0b6f4c1e-7d4a-4a57-9a55-3f1b2a9c8d10"
+
+
+def commit(store: StateStore, state: State, event: events.Event) -> None:
+    """What the ledger does with each change: make it durable, then apply it."""
+    store.append(event)
+    apply_event(state, event)
 
 
 def content(title: str = "领取笔记本电脑") -> Content:
@@ -560,7 +568,7 @@ def test_save_refused_after_failed_load(store: StateStore) -> None:
     with pytest.raises(StateError, match="could not be read, so it will not be overwritten"):
         store.save(state)
     with pytest.raises(StateError, match="will not be overwritten"):
-        store.journal_record(state, record())
+        commit(store, state, events.record(record()))
     assert store.path.read_bytes() == broken
     assert not store.journal_path.exists()
     # Once the user restores a good file, a successful load lifts the ban.
@@ -574,12 +582,12 @@ def test_save_refused_after_failed_load(store: StateStore) -> None:
 def test_a_record_event_settles_only_its_own_pending_create(store: StateStore) -> None:
     state = store.load()
     old = record(record_id="rec-old", generation=0)
-    store.journal_record(state, old)
-    store.journal_pending(state, pending(generation=1))
+    commit(store, state, events.record(old))
+    commit(store, state, events.pending(pending(generation=1)))
     # the old record changes status while the replace is in flight: the intent stays
-    store.journal_record(state, old._replace(status="done"))
+    commit(store, state, events.record(old._replace(status="done")))
     assert "laptop@alice01" in state.pending
-    store.journal_record(state, record(record_id="rec-new", generation=1))
+    commit(store, state, events.record(record(record_id="rec-new", generation=1)))
     assert state.pending == {}
     assert store.load() == state
 
@@ -593,18 +601,18 @@ def test_journal_events_apply_live_and_on_replay(store: StateStore) -> None:
     state = store.load()
     store.save(state)
     old = record(record_id="rec-old", generation=0)
-    store.journal_record(state, old)
+    commit(store, state, events.record(old))
     new_pending = pending(generation=1)
-    store.journal_retire(state, old)
-    store.journal_pending(state, new_pending)
+    commit(store, state, events.retire(old))
+    commit(store, state, events.pending(new_pending))
     new = record(record_id="rec-new", generation=1)
-    store.journal_record(state, new)
-    store.journal_retired(state, "rec-old")
-    store.journal_record(state, record(key="badge", record_id="rec-b"))
-    store.journal_forget(state, "badge@alice01")
-    store.journal_generation(state, "badge@alice01", 3)
-    store.journal_pending(state, pending(key="desk", generation=0))
-    store.journal_abandon(state, "desk@alice01")
+    commit(store, state, events.record(new))
+    commit(store, state, events.retired("rec-old"))
+    commit(store, state, events.record(record(key="badge", record_id="rec-b")))
+    commit(store, state, events.forget("badge@alice01"))
+    commit(store, state, {"op": "generation", "address": "badge@alice01", "value": 3})
+    commit(store, state, events.pending(pending(key="desk", generation=0)))
+    commit(store, state, events.abandon("desk@alice01"))
     assert state == State(
         lineage=state.lineage,
         serial=1,
@@ -617,7 +625,7 @@ def test_journal_events_apply_live_and_on_replay(store: StateStore) -> None:
 
 def test_journal_file_format(store: StateStore) -> None:
     state = saved(store)
-    store.journal_retired(state, "rec-0")
+    commit(store, state, events.retired("rec-0"))
     header, event = journal_lines(store)
     assert header == {"op": "begin", "format": 1, "lineage": LINEAGE, "serial": 1}
     assert event == {"op": "retired", "record_id": "rec-0"}
@@ -627,10 +635,10 @@ def test_intermediate_states_are_replayed(store: StateStore) -> None:
     # A crash after any acknowledged append: the next load sees exactly what was written.
     state = store.load()
     steps: list[Callable[[], None]] = [
-        lambda: store.journal_pending(state, pending()),
-        lambda: store.journal_record(state, record()),
-        lambda: store.journal_retire(state, record()),
-        lambda: store.journal_retired(state, "rec-1"),
+        lambda: commit(store, state, events.pending(pending())),
+        lambda: commit(store, state, events.record(record())),
+        lambda: commit(store, state, events.retire(record())),
+        lambda: commit(store, state, events.retired("rec-1")),
     ]
     for step in steps:
         step()
@@ -639,7 +647,7 @@ def test_intermediate_states_are_replayed(store: StateStore) -> None:
 
 def test_torn_last_line_is_ignored_then_cut(store: StateStore) -> None:
     state = saved(store)
-    store.journal_forget(state, "laptop@alice01")
+    commit(store, state, events.forget("laptop@alice01"))
     acknowledged = StateStore(store.path).load()
     line = json.dumps({"op": "record", "address": "x@y", "record": record().to_dict()})
     with store.journal_path.open("a", encoding="utf-8") as journal:
@@ -648,18 +656,18 @@ def test_torn_last_line_is_ignored_then_cut(store: StateStore) -> None:
     state = resumed.load()
     assert state == acknowledged
     # The next append must not glue its line onto the torn one.
-    resumed.journal_generation(state, "laptop@alice01", 5)
+    commit(resumed, state, {"op": "generation", "address": "laptop@alice01", "value": 5})
     assert [e["op"] for e in journal_lines(store)] == ["begin", "forget", "generation"]
     assert StateStore(store.path).load() == state
 
 
 def test_resumed_run_extends_an_intact_journal(store: StateStore) -> None:
     state = saved(store)
-    store.journal_forget(state, "laptop@alice01")
+    commit(store, state, events.forget("laptop@alice01"))
     before = store.journal_path.read_bytes()
     resumed = StateStore(store.path)
     state = resumed.load()
-    resumed.journal_retired(state, "rec-0")
+    commit(resumed, state, events.retired("rec-0"))
     assert store.journal_path.read_bytes().startswith(before)
     assert [e["op"] for e in journal_lines(store)] == ["begin", "forget", "retired"]
     assert StateStore(store.path).load() == state
@@ -667,7 +675,7 @@ def test_resumed_run_extends_an_intact_journal(store: StateStore) -> None:
 
 def test_garbled_last_line_is_ignored(store: StateStore) -> None:
     state = saved(store)
-    store.journal_forget(state, "laptop@alice01")
+    commit(store, state, events.forget("laptop@alice01"))
     with store.journal_path.open("ab") as journal:
         journal.write(b"\x00\x00\x00\n")
     assert StateStore(store.path).load() == state
@@ -681,8 +689,8 @@ def test_torn_header_means_empty_journal(store: StateStore) -> None:
 
 def test_damage_before_the_last_line_is_an_error(store: StateStore) -> None:
     state = saved(store)
-    store.journal_forget(state, "laptop@alice01")
-    store.journal_retired(state, "rec-0")
+    commit(store, state, events.forget("laptop@alice01"))
+    commit(store, state, events.retired("rec-0"))
     lines = store.journal_path.read_bytes().split(b"\n")
     lines[1] = b"garbage"
     store.journal_path.write_bytes(b"\n".join(lines))
@@ -692,7 +700,7 @@ def test_damage_before_the_last_line_is_an_error(store: StateStore) -> None:
 
 def test_save_folds_and_removes_the_journal(store: StateStore) -> None:
     state = saved(store)
-    store.journal_forget(state, "laptop@alice01")
+    commit(store, state, events.forget("laptop@alice01"))
     assert store.journal_path.exists()
     resumed = StateStore(store.path)
     folded = resumed.load()
@@ -701,7 +709,7 @@ def test_save_folds_and_removes_the_journal(store: StateStore) -> None:
     assert folded.serial == 2
     assert StateStore(store.path).load() == folded
     # Appends after a save start a new journal on top of the new serial.
-    resumed.journal_retired(folded, "rec-0")
+    commit(resumed, folded, events.retired("rec-0"))
     assert journal_lines(resumed)[0]["serial"] == 2
     assert StateStore(store.path).load() == folded
 
@@ -710,8 +718,8 @@ def test_journal_left_by_a_save_that_stopped_is_skipped(
     store: StateStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state = saved(store)
-    store.journal_retired(state, "rec-0")
-    store.journal_generation(state, "laptop@alice01", 9)
+    commit(store, state, events.retired("rec-0"))
+    commit(store, state, {"op": "generation", "address": "laptop@alice01", "value": 9})
     real_unlink = Path.unlink
 
     def die_before_unlink(path: Path, missing_ok: bool = False) -> None:
@@ -727,14 +735,14 @@ def test_journal_left_by_a_save_that_stopped_is_skipped(
     resumed = StateStore(store.path)
     assert resumed.load() == state
     # The stale journal is replaced, not extended, by the next append.
-    resumed.journal_forget(state, "laptop@alice01")
+    commit(resumed, state, events.forget("laptop@alice01"))
     assert [e["op"] for e in journal_lines(store)] == ["begin", "forget"]
     assert StateStore(store.path).load() == state
 
 
 def test_journal_before_first_save_keeps_its_lineage(store: StateStore) -> None:
     state = store.load()
-    store.journal_pending(state, pending())
+    commit(store, state, events.pending(pending()))
     assert not store.exists()
     resumed = StateStore(store.path).load()
     assert resumed == state
@@ -754,7 +762,7 @@ def test_journal_of_another_lineage_is_refused(store: StateStore) -> None:
 def test_journal_newer_than_state_is_refused(store: StateStore) -> None:
     state = saved(store)
     store.save(state)
-    store.journal_retired(state, "rec-0")
+    commit(store, state, events.retired("rec-0"))
     os.replace(store.backup_path, store.path)  # someone put the older file back
     with pytest.raises(StateError, match="extends serial 2, but .* is at serial 1"):
         StateStore(store.path).load()
@@ -762,7 +770,7 @@ def test_journal_newer_than_state_is_refused(store: StateStore) -> None:
 
 def test_journal_without_its_state_file_is_refused(store: StateStore) -> None:
     state = saved(store)
-    store.journal_retired(state, "rec-0")
+    commit(store, state, events.retired("rec-0"))
     store.path.unlink()
     with pytest.raises(StateError, match="state file that is missing"):
         StateStore(store.path).load()
@@ -796,11 +804,11 @@ def test_a_journal_larger_than_any_run_writes_is_refused(
     store: StateStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state = saved(store)
-    store.journal_generation(state, "a@u", 5)
+    commit(store, state, {"op": "generation", "address": "a@u", "value": 5})
     size = store.journal_path.stat().st_size
-    monkeypatch.setattr(state_module, "JOURNAL_LIMIT", size)
+    monkeypatch.setattr(journal_module, "JOURNAL_LIMIT", size)
     assert StateStore(store.path).load().generations["a@u"] == 5  # at the bound: read
-    monkeypatch.setattr(state_module, "JOURNAL_LIMIT", size - 1)
+    monkeypatch.setattr(journal_module, "JOURNAL_LIMIT", size - 1)
     with pytest.raises(StateError, match=r"\.journal is larger than .* move it away"):
         StateStore(store.path).load()
 
@@ -810,14 +818,20 @@ def test_a_journal_larger_than_any_run_writes_is_refused(
 # lands at a different moment of the write cycle on each run.
 WRITER = """
 import sys
+from dingsync.events import apply_event
 from dingsync.state import StateStore
+
+def commit(store, state, event):
+    store.append(event)
+    apply_event(state, event)
+
 store = StateStore(sys.argv[1])
 state = store.load()
 step = 0
 while True:
     step += 1
     if step % 7:
-        store.journal_generation(state, f"a{step}@u", step)
+        commit(store, state, {"op": "generation", "address": f"a{step}@u", "value": step})
     else:
         state.generations[f"a{step}@u"] = step
         store.save(state)
@@ -847,7 +861,7 @@ def test_kill_at_any_moment_loses_no_acknowledged_write(store: StateStore, acks:
 
 def test_save_without_load_refuses_to_drop_a_journal(store: StateStore) -> None:
     state = saved(store)
-    store.journal_retired(state, "rec-0")
+    commit(store, state, events.retired("rec-0"))
     with pytest.raises(StateError, match="load the state before saving"):
         StateStore(store.path).save(state)
 
@@ -969,7 +983,7 @@ def test_the_remote_is_saved_without_the_app_key(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "s.state.json")
     state = store.load()
     remote = Remote("workrecord", "https://oapi.dingtalk.com", app_key_fingerprint("dingabc123"))
-    store.journal_remote(state, remote)
+    commit(store, state, events.remote(remote))
     store.save(state)
     text = store.path.read_text(encoding="utf-8")
     assert "dingabc123" not in text
