@@ -6,30 +6,24 @@ list shows title, url and forms; v1.0 cards show title, both urls, due time and 
 
 from __future__ import annotations
 
-from typing import Any
 from typing import Literal
 from typing import NamedTuple
 
-from dingsync.model import FIELDS
+from dingsync.diff import FieldChange
+from dingsync.diff import diff
 from dingsync.model import RemoteRecord
 from dingsync.model import StateRecord
 from dingsync.wording import counted
 
-FIELD_ORDER = tuple(f.name for f in FIELDS)
 DriftKind = Literal["completed", "missing", "modified"]
-
-
-class FieldDrift(NamedTuple):
-    path: str  # e.g. "title", "form[1].content"
-    expected: Any
-    actual: Any
 
 
 class DriftItem(NamedTuple):
     address: str
     record_id: str
     kind: DriftKind
-    fields: tuple[FieldDrift, ...] = ()
+    # What was sent (before) against what DingTalk shows (after).
+    fields: tuple[FieldChange, ...] = ()
 
 
 class DriftReport(NamedTuple):
@@ -52,42 +46,11 @@ class DriftReport(NamedTuple):
 LISTED = frozenset({"title", "url", "form"})
 
 
-def _comparable(item: Any, readable: frozenset[str]) -> dict[str, Any]:
-    data = {name: getattr(item, name) for name in FIELD_ORDER if name in readable}
-    if "form" in data:
-        data["form"] = [{"title": t, "content": c} for t, c in data["form"]]
-    return data
-
-
-def _path(deepdiff_path: list[Any]) -> str:
-    text = ""
-    for part in deepdiff_path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
 def field_drift(
     sent: StateRecord, remote: RemoteRecord, readable: frozenset[str] = LISTED
-) -> tuple[FieldDrift, ...]:
+) -> tuple[FieldChange, ...]:
     """Field-level differences between what dingsync sent and what DingTalk shows."""
-    expected = _comparable(sent.content, readable)
-    actual = _comparable(remote, readable)
-    if expected == actual:
-        return ()
-    # Imported here: deepdiff is heavy, and most records have not drifted.
-    from deepdiff import DeepDiff
-
-    diff = DeepDiff(expected, actual, ignore_order=False, view="tree")
-    drifts: list[FieldDrift] = []
-    for kind in ("values_changed", "type_changes"):
-        for level in diff.get(kind, []):
-            drifts.append(FieldDrift(_path(level.path(output_format="list")), level.t1, level.t2))
-    for kind in ("iterable_item_added", "iterable_item_removed"):
-        for level in diff.get(kind, []):
-            t1 = None if kind == "iterable_item_added" else level.t1
-            t2 = level.t2 if kind == "iterable_item_added" else None
-            drifts.append(FieldDrift(_path(level.path(output_format="list")), t1, t2))
-    return tuple(sorted(drifts, key=lambda d: d.path))
+    return diff(sent.content, remote, readable)
 
 
 # A refresh that cannot find this share of at least this many open records is more likely

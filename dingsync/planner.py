@@ -17,6 +17,8 @@ from dingsync.backend import Capabilities
 from dingsync.backend import capabilities_of
 from dingsync.chinatime import CHINA
 from dingsync.chinatime import china_day
+from dingsync.diff import FieldChange
+from dingsync.diff import diff
 from dingsync.model import CONTENT_FIELDS
 from dingsync.model import Content
 from dingsync.model import DesiredRecord
@@ -28,12 +30,6 @@ from dingsync.model import TaskFile
 # octoDNS-style guard: refuse to replace or complete a large share of what is managed.
 SAFETY_MIN_RECORDS = 10
 SAFETY_MAX_SHARE = 0.30
-
-
-class FieldChange(NamedTuple):
-    field: str
-    before: Any
-    after: Any
 
 
 class Create(NamedTuple):
@@ -186,10 +182,8 @@ class Plan(NamedTuple):
 
 
 def diff_content(before: Content, after: Content) -> tuple[FieldChange, ...]:
-    old, new = before.to_dict(), after.to_dict()
-    return tuple(
-        FieldChange(f, old.get(f), new.get(f)) for f in CONTENT_FIELDS if old.get(f) != new.get(f)
-    )
+    """What a change of ``before`` into ``after`` changes, among the compared fields."""
+    return diff(before, after, CONTENT_FIELDS)
 
 
 def _plan_desired(
@@ -205,7 +199,7 @@ def _plan_desired(
     if current.missing:
         return Create(desired, reason="missing")
     changes = diff_content(current.content, desired.content)
-    in_place = all(fc.field in caps.in_place for fc in changes)
+    in_place = all(fc.head in caps.in_place for fc in changes)
     if current.status == "done":
         # A record the assignee finished stays finished; one that dingsync closed because
         # the file said done (or dropped the task) is assigned again when the file reopens it.

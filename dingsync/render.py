@@ -16,13 +16,13 @@ from typing import Any
 
 from dingsync import __version__
 from dingsync.chinatime import CHINA
+from dingsync.diff import FieldChange
 from dingsync.model import TaskFile
 from dingsync.planner import ACTIONS
 from dingsync.planner import Change
 from dingsync.planner import Complete
 from dingsync.planner import Create
 from dingsync.planner import Delete
-from dingsync.planner import FieldChange
 from dingsync.planner import Plan
 
 if TYPE_CHECKING:
@@ -221,9 +221,11 @@ def change_to_dict(change: Change) -> dict[str, Any]:
         data["reason"] = change.reason
     else:
         data["record_id"] = change.current.record_id
+        # Whole fields, as the plan schema has them; the text shows the form line by line.
+        before, after = change.current.content.to_dict(), change.desired.content.to_dict()
+        heads = dict.fromkeys(fc.head for fc in _field_changes(change))
         data["diff"] = [
-            {"field": fc.field, "before": fc.before, "after": fc.after}
-            for fc in _field_changes(change)
+            {"field": head, "before": before.get(head), "after": after.get(head)} for head in heads
         ]
     return data
 
@@ -261,8 +263,7 @@ def drift_document(report: DriftReport) -> dict[str, Any]:
                 "record_id": item.record_id,
                 "kind": item.kind,
                 "fields": [
-                    {"path": f.path, "expected": f.expected, "actual": f.actual}
-                    for f in item.fields
+                    {"path": f.field, "expected": f.before, "actual": f.after} for f in item.fields
                 ],
             }
             for item in report.items
@@ -286,9 +287,7 @@ def drift_text(report: DriftReport, style: Style = _plain) -> str:
             address = _pad(shown(item.address), width)
             lines.append(f"  {tag}  {address}  {DRIFT_EXPLAINED[item.kind]}")
             for f in item.fields:
-                lines.append(
-                    f"{' ' * 13}{f.path}: {_short(f.expected, f.path)} → {_short(f.actual, f.path)}"
-                )
+                lines.append(f"{' ' * 13}{_field_line(f)}")
         lines.append("")
     lines.append(style(report.summary(), bold=True))
     return "\n".join(lines)
@@ -301,10 +300,7 @@ def drift_markdown(report: DriftReport) -> str:
         for item in report.items:
             details = DRIFT_EXPLAINED[item.kind]
             if item.fields:
-                details += "<br>" + "<br>".join(
-                    f"{f.path}: {_short(f.expected, f.path)} → {_short(f.actual, f.path)}"
-                    for f in item.fields
-                )
+                details += "<br>" + "<br>".join(_field_line(f) for f in item.fields)
             lines.append(f"| {item.kind} | `{_md(item.address)}` | {_md(details)} |")
         lines.append("")
     lines.append(f"**{report.summary()}**")

@@ -162,8 +162,8 @@ def refresh_and_judge(
     if take_edits and caps.in_place:
         for item in report.of_kind("modified"):
             record, remote = by_id[item.record_id], observation.found[item.record_id]
-            edited = {f.path: getattr(remote, f.path) for f in item.fields}
-            edited = {name: value for name, value in edited.items() if name in caps.in_place}
+            heads = {f.head for f in item.fields} & caps.in_place
+            edited = {name: getattr(remote, name) for name in sorted(heads)}
             if remote is not None and edited:
                 ledger.record_remote_content(record, record.content._replace(**edited))
     return Refresh(report, observation.fell_back, refusal)
@@ -319,7 +319,7 @@ def import_record(
         completed_by="assignee" if remote.status == "done" else None,
     )
     differences = [
-        f"{d.path}: DingTalk has {d.actual!r}, the file says {d.expected!r}"
+        f"{d.field}: DingTalk has {d.after!r}, the file says {d.before!r}"
         for d in field_drift(record._replace(content=content), remote, readable)
     ]
     ledger.adopt(record)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dingsync.drift import FieldDrift
+from dingsync.diff import FieldChange
 from dingsync.drift import judge
 from dingsync.model import Content
 from dingsync.model import RemoteRecord
@@ -45,19 +45,19 @@ def test_modified_lists_each_field():
     changed = remote(title="签署协议", form=(("说明", "线下签署"), ("截止", "周五")))
     (item,) = judge([record()], {"r1": changed}).items
     assert item.kind == "modified"
-    assert item.fields == (
-        FieldDrift("form[0].content", "线上签署", "线下签署"),
-        FieldDrift("title", "签署保密协议", "签署协议"),
+    assert item.fields == (  # in the order of the content's fields, as a plan shows them
+        FieldChange("title", "签署保密协议", "签署协议"),
+        FieldChange("form[0].content", "线上签署", "线下签署"),
     )
 
 
 def test_added_and_removed_form_items():
     longer = remote(form=(*SENT.form, ("新增", "x")))
     (item,) = judge([record()], {"r1": longer}).items
-    assert item.fields == (FieldDrift("form[2]", None, {"title": "新增", "content": "x"}),)
+    assert item.fields == (FieldChange("form[2]", None, {"title": "新增", "content": "x"}),)
     shorter = remote(form=SENT.form[:1])
     (item,) = judge([record()], {"r1": shorter}).items
-    assert item.fields == (FieldDrift("form[1]", {"title": "截止", "content": "周五"}, None),)
+    assert item.fields == (FieldChange("form[1]", {"title": "截止", "content": "周五"}, None),)
 
 
 def test_summary_counts_each_kind():

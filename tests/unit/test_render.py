@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from dingsync.diff import FieldChange
 from dingsync.drift import DriftItem
 from dingsync.drift import DriftReport
-from dingsync.drift import FieldDrift
 from dingsync.model import State
 from dingsync.planner import make_plan
 from dingsync.render import display_width
@@ -78,7 +78,7 @@ def test_drift_text_and_markdown():
     report = DriftReport(
         (
             DriftItem("a@u", "r1", "completed"),
-            DriftItem("b@u", "r2", "modified", (FieldDrift("title", "甲", "乙"),)),
+            DriftItem("b@u", "r2", "modified", (FieldChange("title", "甲", "乙"),)),
         ),
         checked=5,
     )
