@@ -7,9 +7,9 @@ The order of work keeps the common case fast and every message specific:
 
 1. size, UTF-8 and YAML syntax (one problem, then stop: nothing else can be trusted);
 2. nodes to plain values, text as written (``dingsync.yamlnodes``);
-3. the schema, ``schemas/tasks.schema.json``: a compiled checker accepts a valid document
-   quickly; only the parts it rejects go through ``jsonschema``, whose errors are
-   translated into short messages;
+3. the schema, ``schemas/tasks.schema.json``: a compiled checker (``dingsync.schemacheck``)
+   accepts a valid document quickly; only the parts it rejects go through ``jsonschema``,
+   whose errors ``dingsync.schemawords`` turns into short messages;
 4. checks the schema cannot express: unique task keys, real dates, and no two records
    DingTalk would take for duplicates;
 5. records: defaults merged under each task, one record per (task key, userid).
@@ -29,11 +29,9 @@ import copy
 import functools
 import gc
 import hashlib
-import importlib
 import json
 import os
 import re
-import unicodedata
 from array import array
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -44,8 +42,6 @@ from datetime import timedelta
 from datetime import timezone
 from typing import TYPE_CHECKING
 from typing import Any
-from typing import NamedTuple
-from typing import cast
 
 # jsonschema is imported only when a file has problems to word: valid files take the
 # compiled fast check, and pre-commit hooks run validate many times a day.
@@ -56,15 +52,19 @@ if TYPE_CHECKING:
 from dingsync.chinatime import CHINA
 from dingsync.errors import ConfigError
 from dingsync.errors import Problem
-from dingsync.model import FIELDS
-from dingsync.model import FIELDS_BY_NAME
-from dingsync.model import ON_TODO
 from dingsync.model import Content
 from dingsync.model import DesiredRecord
 from dingsync.model import FormPairs
 from dingsync.model import Status
 from dingsync.model import TaskFile
 from dingsync.model import text_length
+from dingsync.schemacheck import Check
+from dingsync.schemacheck import TaskRules
+from dingsync.schemacheck import fast_check
+from dingsync.schemacheck import regex
+from dingsync.schemacheck import schema
+from dingsync.schemacheck import task_rules
+from dingsync.schemawords import translate
 from dingsync.yamlnodes import MAX_ALIAS_EXPANSION
 from dingsync.yamlnodes import Converted
 from dingsync.yamlnodes import Item
@@ -89,7 +89,6 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 # Bytes checked as UTF-8 at a time.
 _PIECE = 1024 * 1024
 
-SCHEMA_RESOURCE = "tasks.schema.json"
 
 # Plain scalars are numbers only here (version; pc_open_type in defaults and in tasks).
 _TASK_FIELDS = Layout(typed=frozenset({"pc_open_type", "ding"}))
@@ -99,7 +98,6 @@ _LAYOUT = Layout(
 )
 
 # Task fields that may stand in defaults instead (all but key, userid and userids).
-_DEFAULTABLE = frozenset({f.name for f in FIELDS} | {"status", "create_time"})
 # The task file's priority names, and what DingTalk's v1.0 API calls them.
 PRIORITIES = {"low": 10, "normal": 20, "high": 30, "urgent": 40}
 
@@ -119,7 +117,7 @@ _CREATE_TIME = re.compile(
 
 def load_schema() -> dict[str, Any]:
     """The task-file JSON Schema shipped in the package (a copy the caller may change)."""
-    return copy.deepcopy(_schema())
+    return copy.deepcopy(schema())
 
 
 def load_task_file(path: str | os.PathLike[str]) -> TaskFile:
@@ -209,7 +207,7 @@ def _streamed_records(name: str, text: bytes) -> Loaded | None:
     the rest turns out different at the end (``version`` written last, say), the pass runs
     once more with the rest known: the outcome never rests on that guess.
     """
-    check, rules = _fast_check(), _task_rules()
+    check, rules = fast_check(), task_rules()
     if check is None or rules is None:
         return None
     known: dict[str, Any] | None = None
@@ -236,7 +234,7 @@ def _without_tasks(doc: dict[str, Any]) -> dict[str, Any]:
 class _TaskStream:
     """Takes the tasks from ``compose_streaming`` and checks them as they come, a few at a time.
 
-    A task that passes the schema's rules for a task (``_TaskRules``) leaves behind only
+    A task that passes the schema's rules for a task (``TaskRules``) leaves behind only
     what the checks across tasks need: its key, line and column, whom it sends what, and
     its records while the file has no problem. A task that fails them, or had a problem
     while being converted, is kept whole, value and nodes, for jsonschema to word its
@@ -247,7 +245,7 @@ class _TaskStream:
     fields = frozenset({"key", "create_time", "due_time"})
 
     def __init__(
-        self, name: str, check: Check, rules: _TaskRules, rest: dict[str, Any] | None
+        self, name: str, check: Check, rules: TaskRules, rest: dict[str, Any] | None
     ) -> None:
         self.name = name
         self.check = check  # of a whole document
@@ -561,35 +559,12 @@ def format_path(path: Path) -> str:
 # --- the schema -------------------------------------------------------------------------
 
 
-@functools.cache
-def _schema() -> dict[str, Any]:
-    # Read beside the package's own file rather than through importlib.resources, whose
-    # import costs validate more than reading the schema does; dingsync is never zipped.
-    package = importlib.import_module("dingsync.schemas")
-    folder = os.path.dirname(package.__file__ or "")
-    with open(os.path.join(folder, SCHEMA_RESOURCE), encoding="utf-8") as fh:
-        schema: dict[str, Any] = json.load(fh)
-    return schema
-
-
-@functools.cache
-def _regex(pattern: str) -> re.Pattern[str]:
-    """A schema pattern with ECMA-262 meaning: ``$`` ends the text.
-
-    Python's ``$`` also matches before a final newline, which would let ``"laptop\\n"``
-    pass as a key.
-    """
-    if pattern.endswith("$") and not pattern.endswith("\\$"):
-        pattern = pattern[:-1] + r"\Z"
-    return re.compile(pattern)
-
-
 def _pattern_keyword(
     validator: Validator, pattern: str, instance: Any, schema: Mapping[str, Any]
 ) -> Iterator[ValidationError]:
     from jsonschema.exceptions import ValidationError
 
-    if isinstance(instance, str) and not _regex(pattern).search(instance):
+    if isinstance(instance, str) and not regex(pattern).search(instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
@@ -612,17 +587,8 @@ def _validator() -> Validator:
         jsonschema.Draft202012Validator,
         {"pattern": _pattern_keyword, "maxLength": _max_length_keyword},
     )
-    validator: Validator = tasks_validator(_schema())
+    validator: Validator = tasks_validator(schema())
     return validator
-
-
-@functools.cache
-def _fast_check() -> Callable[[Any], bool] | None:
-    """A compiled form of the schema, or None if it uses a keyword the compiler lacks."""
-    try:
-        return _compile(_schema(), _schema(), {}, set())
-    except _Unsupported:
-        return None
 
 
 def _schema_problems(
@@ -640,7 +606,7 @@ def _worded(
     """Problems for jsonschema's ``errors``, located with ``where`` (see ``locate``)."""
     problems: list[Problem] = []
     for error in errors:
-        for path, message, at_key in _translate(error):
+        for path, message, at_key in translate(error):
             if any(path[:i] in poisoned for i in range(len(path) + 1)):
                 continue
             node, key_node = where(path)
@@ -655,9 +621,9 @@ def _schema_errors(doc: dict[str, Any]) -> Iterator[ValidationError]:
     jsonschema takes about a third of a millisecond per task, too slow for files of
     thousands of tasks; the compiled check is exact, so when it accepts a document or a
     task, jsonschema would find nothing there. This relies on the schema putting no
-    constraint across tasks (such as uniqueness): see ``_task_rules``.
+    constraint across tasks (such as uniqueness): see ``task_rules``.
     """
-    check = _fast_check()
+    check = fast_check()
     validator = _validator()
     tasks = doc.get("tasks")
     if check is None or not isinstance(tasks, list) or len(tasks) < 2:
@@ -683,765 +649,6 @@ def _renumbered(errors: Iterable[ValidationError], indexes: list[int]) -> Iterat
         if len(path) >= 2 and path[0] == "tasks" and isinstance(path[1], int):
             error.path[1] = indexes[path[1]]
         yield error
-
-
-# --- translating jsonschema errors ------------------------------------------------------
-
-# Wire names of the DingTalk API and other likely slips, for "did you mean".
-_ALIASES = {
-    "pcUrl": "pc_url",
-    "formItemList": "form",
-    "form_item_list": "form",
-    "originator_user_id": "originator_userid",
-    "user_id": "userid",
-    "user_ids": "userids",
-    "pcOpenType": "pc_open_type",
-    "sourceName": "source_name",
-    "createTime": "create_time",
-}
-_KIND_NAMES = {
-    "string": "text",
-    "array": "a list",
-    "object": "a mapping",
-    "integer": "a whole number",
-    "number": "a number",
-    "boolean": "true or false",
-    "null": "null",
-}
-_ENUM_WORDS = {
-    "pc_open_type": "2 (open in the DingTalk client) or 4 (open in a browser)",
-    "status": "'open' or 'done'",
-}
-
-Translated = tuple[Path, str, bool]  # path, message, located at the key rather than the value
-
-
-def _arg(error: ValidationError) -> Any:
-    """The failing keyword's value (the stubs allow "unset"; a yielded error always has it)."""
-    return cast(Any, error.validator_value)
-
-
-def _value(error: ValidationError) -> Any:
-    return cast(Any, error.instance)
-
-
-def _subschema(error: ValidationError) -> dict[str, Any]:
-    schema = error.schema
-    return schema if isinstance(schema, dict) else {}
-
-
-def _kind_of(value: Any) -> str:
-    if value is None:
-        return "null (no value)"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list):
-        return "a list"
-    return "a mapping"
-
-
-def _label(path: Path) -> str:
-    """What the value at ``path`` is, in a message's words."""
-    if not path:
-        return "the file"
-    last = path[-1]
-    parent = path[-2] if len(path) >= 2 else None
-    if isinstance(last, int):
-        return {"tasks": "task", "userids": "userid", "form": "form item"}.get(str(parent), "item")
-    if parent == "form":  # a mapping-style form: title: content
-        return "form content"
-    if len(path) >= 3 and path[-3] == "form":
-        return f"form {last}"
-    return last
-
-
-def _translate(error: ValidationError) -> list[Translated]:
-    path: Path = tuple(error.absolute_path)
-    keyword = str(error.validator)
-    handler = _HANDLERS.get(keyword, _generic)
-    return handler(error, path)
-
-
-def _generic(error: ValidationError, path: Path) -> list[Translated]:
-    message = error.message if len(error.message) <= 100 else error.message[:99] + "…"
-    return [(path, f"{_label(path)}: {message}", False)]
-
-
-def _on_type(error: ValidationError, path: Path) -> list[Translated]:
-    wanted = _arg(error)
-    kinds = [wanted] if isinstance(wanted, str) else list(wanted)
-    expected = " or ".join(_KIND_NAMES.get(kind, kind) for kind in kinds)
-    return [(path, f"{_label(path)} must be {expected}, not {_kind_of(_value(error))}", False)]
-
-
-def _on_required(error: ValidationError, path: Path) -> list[Translated]:
-    instance = _value(error)
-    in_task = len(path) == 2 and path[0] == "tasks"
-    out: list[Translated] = []
-    for field in _arg(error):
-        if field in instance:
-            continue
-        hint = " (give it in the task or in defaults)" if in_task and field in _DEFAULTABLE else ""
-        out.append((path, f"missing required field '{field}'{hint}", False))
-    return out
-
-
-def _on_additional(error: ValidationError, path: Path) -> list[Translated]:
-    known = list(_subschema(error).get("properties", {}))
-    out: list[Translated] = []
-    for field in _value(error):
-        if field in known:
-            continue
-        if path == ("defaults",) and field in ("key", "userid", "userids"):
-            message = f"'{field}' cannot stand in defaults; give it in each task"
-        else:
-            message = f"unknown field {show(field)}{_suggestion(field, known)}"
-        out.append(((*path, field), message, True))
-    return out
-
-
-def _suggestion(field: str, known: list[str]) -> str:
-    guess = _ALIASES.get(field)
-    if guess not in known:
-        import difflib  # only a misspelt field needs it; validate starts faster without
-
-        close = difflib.get_close_matches(field.lower(), known, n=1, cutoff=0.6)
-        guess = close[0] if close else None
-    return f" (did you mean '{guess}'?)" if guess else ""
-
-
-def _on_const(error: ValidationError, path: Path) -> list[Translated]:
-    wanted, got = _arg(error), _value(error)
-    if path == ("version",):
-        if isinstance(got, str):
-            message = f"version must be the number {wanted}, not the text {show(got)}"
-        else:
-            message = f"unsupported version {show(got)}; this dingsync reads version {wanted}"
-    else:
-        message = f"{_label(path)} must be {show(wanted)}, not {show(got)}"
-    return [(path, message, False)]
-
-
-def _on_enum(error: ValidationError, path: Path) -> list[Translated]:
-    label = _label(path)
-    words = _ENUM_WORDS.get(label) or " or ".join(show(v) for v in _arg(error))
-    return [(path, f"{label} must be {words}, not {show(_value(error))}", False)]
-
-
-def _on_min_length(error: ValidationError, path: Path) -> list[Translated]:
-    label, limit = _label_of(error, path), _arg(error)
-    if limit == 1:
-        return [(_key_path(error, path), f"{label} is empty", _is_key(error))]
-    message = f"{label} is {len(_value(error))} characters; at least {limit} needed"
-    return [(_key_path(error, path), message, _is_key(error))]
-
-
-def _on_max_length(error: ValidationError, path: Path) -> list[Translated]:
-    label, limit = _label_of(error, path), _arg(error)
-    if label == "title":
-        limit_text = f"DingTalk allows at most {limit}"
-    else:
-        limit_text = f"at most {limit} allowed"
-    value = _value(error)
-    units = text_length(value)
-    rare = " (an emoji or another rare character counts 2)" if units != len(value) else ""
-    message = f"{label} is {units} characters{rare}; {limit_text}"
-    return [(_key_path(error, path), message, _is_key(error))]
-
-
-def _on_pattern(error: ValidationError, path: Path) -> list[Translated]:
-    value = _value(error)
-    if value == "" and _subschema(error).get("minLength", 0) >= 1:
-        return []  # minLength already says it is empty
-    label = _label_of(error, path)
-    if label == "key":
-        message = (
-            f"key {show(value)} is not valid: use 1 to 64 lowercase letters, digits, '.', '_' "
-            "or '-', starting with a letter or digit"
-        )
-    elif label == "namespace":
-        message = (
-            f"namespace {show(value)} is not valid: use 1 to 32 lowercase letters, digits, "
-            "'.', '_' or '-', starting with a letter or digit"
-        )
-    elif label in ("userid", "originator_userid") and isinstance(value, str):
-        odd = _invisible(value)
-        spaced = odd is None or any(ch.isspace() for ch in value)
-        what = "whitespace" if spaced else f"a control or invisible character ({odd})"
-        message = f"{label} {show(value)} must not contain {what}"
-    elif label in ("url", "pc_url"):
-        message = f"{label} must be an http:// or https:// link with a host, not {show(value)}"
-    elif label == "create_time":
-        message = (
-            f"create_time {show(value)} is not an ISO-8601 date-time "
-            "such as 2026-12-01T09:00:00+08:00"
-        )
-    elif label == "due_time":
-        message = (
-            f"due_time {show(value)} is neither a date (2026-12-05: the end of that day) nor "
-            "a date-time (2026-12-05T18:00:00+08:00)"
-        )
-    elif _arg(error) == "\\S":
-        message = f"{label} is blank"
-    else:
-        message = f"{label} {show(value)} does not match {show(_arg(error))}"
-    return [(_key_path(error, path), message, _is_key(error))]
-
-
-def _is_key(error: ValidationError) -> bool:
-    """True for an error about a mapping key (``propertyNames``), not about a value."""
-    return "propertyNames" in error.relative_schema_path
-
-
-def _key_path(error: ValidationError, path: Path) -> Path:
-    return (*path, _value(error)) if _is_key(error) else path
-
-
-def _label_of(error: ValidationError, path: Path) -> str:
-    return "form title" if _is_key(error) else _label(path)
-
-
-def _on_items_count(error: ValidationError, path: Path) -> list[Translated]:
-    label, limit, count = _label(path), _arg(error), len(_value(error))
-    noun = "entries" if isinstance(_value(error), dict) else "items"
-    if count == 0:
-        what = {"userids": "userid", "tasks": "task"}.get(label, "item")
-        return [(path, f"{label} is empty; give at least one {what}", False)]
-    if str(error.validator).startswith("min"):
-        return [(path, f"{label} has {count} {noun}; at least {limit} needed", False)]
-    if label == "form":
-        return [(path, f"form has {count} {noun}; DingTalk allows at most {limit}", False)]
-    return [(path, f"{label} has {count} {noun}; at most {limit} allowed", False)]
-
-
-def _on_unique(error: ValidationError, path: Path) -> list[Translated]:
-    seen: list[Any] = []
-    for index, item in enumerate(_value(error)):
-        if any(_equal(item, other) for other in seen):
-            return [((*path, index), f"{_label(path)} lists {show(item)} more than once", False)]
-        seen.append(item)
-    return _generic(error, path)
-
-
-def _on_one_of(error: ValidationError, path: Path) -> list[Translated]:
-    task = _value(error)
-    if not isinstance(task, dict):
-        return []  # the type error says it all
-    if len(path) == 2 and path[0] == "tasks":
-        if "userid" in task and "userids" in task:
-            return [((*path, "userids"), "give either userid or userids, not both", True)]
-        return [(path, "missing required field 'userid' (or 'userids')", False)]
-    return _generic(error, path)
-
-
-def _other_api(name: str) -> str:
-    """Why ``name`` may not stand in this file: it belongs to the other API."""
-    field = FIELDS_BY_NAME.get(name)
-    if name == "on_removal" or (field is not None and field.apis == ON_TODO):
-        return f"'{name}' is a field of the v1.0 to-do API: it needs 'api: todo' at the top"
-    return (
-        f"'{name}' is a field of the legacy workrecord API; a file with 'api: todo' cannot give it"
-    )
-
-
-def _invisible(text: str) -> str | None:
-    """The first control or invisible character of ``text``, as ``U+200B``; None if none."""
-    for ch in text:
-        if unicodedata.category(ch) in ("Cc", "Cf"):
-            return f"U+{ord(ch):04X}"
-    return None
-
-
-def _on_not(error: ValidationError, path: Path) -> list[Translated]:
-    value, label = _value(error), _label_of(error, path)
-    if _arg(error) == {}:  # a field the schema forbids here: one of the other API's
-        return [(path, _other_api(label), True)]
-    odd = _invisible(value) if isinstance(value, str) else None
-    if label == "title" and odd is not None:
-        message = (
-            f"title {show(value)} holds a control or invisible character ({odd}), which would "
-            "show garbled or hide text in DingTalk and in plans"
-        )
-        return [(_key_path(error, path), message, _is_key(error))]
-    return _generic(error, path)
-
-
-_HANDLERS: dict[str, Callable[[ValidationError, Path], list[Translated]]] = {
-    "type": _on_type,
-    "required": _on_required,
-    "additionalProperties": _on_additional,
-    "const": _on_const,
-    "enum": _on_enum,
-    "minLength": _on_min_length,
-    "maxLength": _on_max_length,
-    "pattern": _on_pattern,
-    "minItems": _on_items_count,
-    "maxItems": _on_items_count,
-    "minProperties": _on_items_count,
-    "maxProperties": _on_items_count,
-    "uniqueItems": _on_unique,
-    "oneOf": _on_one_of,
-    "not": _on_not,
-}
-
-
-# --- the compiled schema check ----------------------------------------------------------
-#
-# An exact acceptor for the subset of JSON Schema 2020-12 the task schema uses. It only
-# answers "valid or not"; messages always come from jsonschema. A keyword it does not
-# know makes it give up (``_Unsupported``), and then jsonschema checks everything.
-
-Check = Callable[[Any], bool]
-
-
-class _Unsupported(Exception):
-    pass
-
-
-_ANNOTATIONS = frozenset(
-    {"$schema", "$id", "$comment", "$defs", "title", "description", "default", "examples"}
-)
-_JSON_TYPES: dict[str, Check] = {
-    "string": lambda x: type(x) is str,
-    "array": lambda x: type(x) is list,
-    "object": lambda x: type(x) is dict,
-    "null": lambda x: x is None,
-    "boolean": lambda x: type(x) is bool,
-    "integer": lambda x: type(x) is int or (type(x) is float and x.is_integer()),
-    "number": lambda x: type(x) in (int, float),
-}
-# JSON types that are exactly one Python type each (integer and number are not).
-_PYTHON_TYPES: dict[str, type] = {
-    "string": str,
-    "array": list,
-    "object": dict,
-    "null": type(None),
-    "boolean": bool,
-}
-
-
-# Keywords of a schema for the document that never judge its tasks together...
-_DOCUMENT_KEYWORDS = _ANNOTATIONS | {
-    "type",
-    "required",
-    "properties",
-    "additionalProperties",
-    "propertyNames",
-    "minProperties",
-    "maxProperties",
-    "allOf",
-    "if",
-    "then",
-    "else",
-}
-# ...those of the schema for the list of tasks...
-_TASKS_KEYWORDS = _ANNOTATIONS | {"type", "minItems", "items"}
-# ...and those a condition (``if``) may use without looking into the tasks.
-_CONDITION_KEYWORDS = _ANNOTATIONS | {"type", "required", "properties", "propertyNames"}
-
-
-class _TaskRules(NamedTuple):
-    """What a schema for the document asks of each task, apart from the rest of it.
-
-    ``always`` applies to every task; ``parts`` (allOf) add theirs; ``condition`` looks at
-    the rest of the document only, and picks ``then`` or ``otherwise``.
-    """
-
-    always: tuple[Check, ...]
-    parts: tuple[_TaskRules, ...]
-    condition: Check | None
-    then: _TaskRules | None
-    otherwise: _TaskRules | None
-
-    def checks(self, rest: dict[str, Any]) -> list[Check]:
-        """The checks each task must pass in a document whose other parts are ``rest``."""
-        found = list(self.always)
-        for part in self.parts:
-            found += part.checks(rest)
-        if self.condition is not None:
-            # The condition looks at no task: an empty list stands for them.
-            taken = self.then if self.condition({**rest, "tasks": []}) else self.otherwise
-            found += taken.checks(rest) if taken else []
-        return found
-
-
-_NO_RULES = _TaskRules((), (), None, None, None)
-
-
-@functools.cache
-def _task_rules() -> _TaskRules | None:
-    """The task file schema's rules for each task; None if it could judge tasks together.
-
-    Tasks are checked one at a time, as ``_TaskStream`` reads them and in
-    ``_schema_errors``, and each task's own problems are told apart from those of the rest
-    of the document. That is sound when a document is valid exactly when its rest is and
-    each task passes these rules. A keyword that could judge the tasks together
-    (``maxItems``, ``uniqueItems``, a condition on the tasks...) makes this None.
-    """
-    root: dict[str, Any] = _schema()
-    refs: dict[str, Check] = {}
-    try:
-        return _rules(root, lambda schema: _compile(schema, root, refs, set()))
-    except _Unsupported:
-        return None
-
-
-def _rules(schema: Any, sub: Sub) -> _TaskRules | None:
-    """``_task_rules`` of one schema for the document; ``sub`` compiles a schema."""
-    if not isinstance(schema, dict):
-        return _NO_RULES  # true or false: the same for every task
-    if not schema.keys() <= _DOCUMENT_KEYWORDS:
-        return None
-    always: tuple[Check, ...] = ()
-    properties = schema.get("properties", {})
-    tasks = properties.get("tasks", True)
-    if isinstance(tasks, dict):
-        if not tasks.keys() <= _TASKS_KEYWORDS or tasks.get("minItems", 0) > 1:
-            return None
-        always = (sub(tasks["items"]),) if "items" in tasks else ()
-    if "tasks" not in properties and not isinstance(
-        schema.get("additionalProperties"), bool | None
-    ):
-        return None  # a schema for every other property would judge the tasks as one
-    condition = schema.get("if")
-    if isinstance(condition, dict) and (
-        not condition.keys() <= _CONDITION_KEYWORDS or "tasks" in condition.get("properties", {})
-    ):
-        return None
-    parts = [_rules(part, sub) for part in schema.get("allOf", [])]
-    then, otherwise = _rules(schema.get("then"), sub), _rules(schema.get("else"), sub)
-    if then is None or otherwise is None or None in parts:
-        return None
-    return _TaskRules(
-        always,
-        tuple(part for part in parts if part is not None),
-        None if condition is None else sub(condition),
-        then,
-        otherwise,
-    )
-
-
-def _compile(schema: Any, root: dict[str, Any], refs: dict[str, Check], busy: set[str]) -> Check:
-    if schema is True:
-        return lambda x: True
-    if schema is False:
-        return lambda x: False
-    if not isinstance(schema, dict):
-        raise _Unsupported(repr(schema))
-    text = _text_check(schema)
-    if text is not None:
-        return text
-    fused = _object_check(schema, lambda s: _compile(s, root, refs, busy))
-    if fused is not None:
-        return fused
-    checks: list[Check] = []
-    for keyword, arg in schema.items():
-        if keyword in _ANNOTATIONS or keyword in ("then", "else"):
-            continue
-        make = _MAKERS.get(keyword)
-        if make is None:
-            raise _Unsupported(keyword)
-        checks.append(
-            make(arg, schema, lambda s: _compile(s, root, refs, busy), (root, refs, busy))
-        )
-    return _all(checks)
-
-
-_TEXT_KEYWORDS = frozenset({"type", "minLength", "maxLength", "pattern"})
-
-
-def _text_check(schema: dict[str, Any]) -> Check | None:
-    """One closure for the most common schema, a string with length and pattern limits."""
-    keywords = schema.keys() - _ANNOTATIONS
-    if schema.get("type") != "string" or not keywords <= _TEXT_KEYWORDS:
-        return None
-    low, high = schema.get("minLength", 0), schema.get("maxLength", float("inf"))
-    search = _regex(schema["pattern"]).search if "pattern" in schema else None
-
-    def check(x: Any) -> bool:
-        if type(x) is not str or not low <= len(x) or text_length(x) > high:
-            return False
-        return search is None or search(x) is not None
-
-    return check
-
-
-_OBJECT_KEYWORDS = frozenset({"type", "properties", "additionalProperties", "required"})
-
-
-def _object_check(schema: dict[str, Any], sub: Sub) -> Check | None:
-    """One closure for an object's type, properties, additionalProperties and required.
-
-    Every task and form line is such an object; one loop over its fields instead of a
-    closure per keyword, each with its own loop, halves the time of the check.
-    """
-    if schema.get("type") != "object":
-        return None
-    fields = {name: sub(value) for name, value in schema.get("properties", {}).items()}
-    required = frozenset(schema.get("required", ()))
-    additional = schema.get("additionalProperties", True)
-    closed = additional is False
-    extra = None if isinstance(additional, bool) else sub(additional)
-    others = {key: value for key, value in schema.items() if key not in _OBJECT_KEYWORDS}
-    rest = sub(others) if others.keys() - _ANNOTATIONS - {"then", "else"} else None
-
-    def check(x: Any) -> bool:
-        if type(x) is not dict or not required <= x.keys():
-            return False
-        for name, value in x.items():
-            one = fields.get(name)
-            if one is not None:
-                if not one(value):
-                    return False
-            elif closed or (extra is not None and not extra(value)):
-                return False
-        return rest is None or rest(x)
-
-    return check
-
-
-def _all(checks: list[Check]) -> Check:
-    if len(checks) == 1:
-        return checks[0]
-    frozen = tuple(checks)
-
-    def check(x: Any) -> bool:
-        for one in frozen:
-            if not one(x):
-                return False
-        return True
-
-    return check
-
-
-Sub = Callable[[Any], Check]
-Ctx = tuple[dict[str, Any], dict[str, Check], set[str]]
-
-
-def _make_ref(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    root, refs, busy = ctx
-    prefix = "#/$defs/"
-    if not isinstance(arg, str) or not arg.startswith(prefix):
-        raise _Unsupported(arg)
-    name = arg[len(prefix) :]
-    if name in refs:
-        return refs[name]
-    if name in busy:  # a recursive reference: look the compiled check up when called
-        return lambda x: refs[name](x)
-    busy.add(name)
-    refs[name] = sub(root["$defs"][name])
-    busy.discard(name)
-    return refs[name]
-
-
-def _make_type(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    kinds = [arg] if isinstance(arg, str) else list(arg)
-    if len(kinds) > 1 and all(kind in _PYTHON_TYPES for kind in kinds):
-        classes = frozenset(_PYTHON_TYPES[kind] for kind in kinds)
-        return lambda x: type(x) in classes
-    tests = tuple(_JSON_TYPES[kind] for kind in kinds)
-    if len(tests) == 1:
-        return tests[0]
-    return lambda x: any(test(x) for test in tests)
-
-
-def _make_const(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    return _make_enum([arg], schema, sub, ctx)
-
-
-def _make_enum(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    options = tuple(arg)
-    if all(type(option) is str for option in options):
-        texts = frozenset(options)
-        return lambda x: type(x) is str and x in texts
-    return lambda x: any(_equal(x, option) for option in options)
-
-
-def _make_pattern(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    search = _regex(arg).search
-    return lambda x: type(x) is not str or search(x) is not None
-
-
-def _make_min_length(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    return lambda x: type(x) is not str or len(x) >= arg
-
-
-def _make_max_length(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    return lambda x: type(x) is not str or text_length(x) <= arg
-
-
-def _make_min_items(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    return lambda x: type(x) is not list or len(x) >= arg
-
-
-def _make_max_items(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    return lambda x: type(x) is not list or len(x) <= arg
-
-
-def _make_min_properties(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    return lambda x: type(x) is not dict or len(x) >= arg
-
-
-def _make_max_properties(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    return lambda x: type(x) is not dict or len(x) <= arg
-
-
-def _make_unique(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    if not arg:
-        return lambda x: True
-    return lambda x: type(x) is not list or _unique(x)
-
-
-def _make_items(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    if "prefixItems" in schema:
-        raise _Unsupported("prefixItems")
-    item = sub(arg)
-
-    def check(x: Any) -> bool:
-        if type(x) is not list:
-            return True
-        for value in x:
-            if not item(value):
-                return False
-        return True
-
-    return check
-
-
-def _make_required(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    names = frozenset(arg)
-    return lambda x: type(x) is not dict or names <= x.keys()
-
-
-def _make_properties(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    checks = {name: sub(value) for name, value in arg.items()}
-
-    def check(x: Any) -> bool:
-        if type(x) is not dict:
-            return True
-        for name, value in x.items():
-            one = checks.get(name)
-            if one is not None and not one(value):
-                return False
-        return True
-
-    return check
-
-
-def _make_additional(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    if "patternProperties" in schema:
-        raise _Unsupported("patternProperties")
-    known = frozenset(schema.get("properties", {}))
-    if arg is False:
-        return lambda x: type(x) is not dict or x.keys() <= known
-    extra = sub(arg)
-
-    def check(x: Any) -> bool:
-        if type(x) is not dict:
-            return True
-        for name, value in x.items():
-            if name not in known and not extra(value):
-                return False
-        return True
-
-    return check
-
-
-def _make_property_names(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    names = sub(arg)
-    return lambda x: type(x) is not dict or all(names(name) for name in x)
-
-
-def _make_all_of(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    return _all([sub(one) for one in arg])
-
-
-def _make_any_of(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    options = tuple(sub(one) for one in arg)
-    return lambda x: any(option(x) for option in options)
-
-
-def _make_one_of(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    options = tuple(sub(one) for one in arg)
-
-    def check(x: Any) -> bool:
-        found = False
-        for option in options:
-            if option(x):
-                if found:
-                    return False  # a second match: no need to try the rest
-                found = True
-        return found
-
-    return check
-
-
-def _make_not(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    inner = sub(arg)
-    return lambda x: not inner(x)
-
-
-def _make_if(arg: Any, schema: dict[str, Any], sub: Sub, ctx: Ctx) -> Check:
-    condition = sub(arg)
-    then = sub(schema.get("then", True))
-    otherwise = sub(schema.get("else", True))
-    return lambda x: then(x) if condition(x) else otherwise(x)
-
-
-_MAKERS: dict[str, Callable[[Any, dict[str, Any], Sub, Ctx], Check]] = {
-    "$ref": _make_ref,
-    "type": _make_type,
-    "const": _make_const,
-    "enum": _make_enum,
-    "pattern": _make_pattern,
-    "minLength": _make_min_length,
-    "maxLength": _make_max_length,
-    "minItems": _make_min_items,
-    "maxItems": _make_max_items,
-    "minProperties": _make_min_properties,
-    "maxProperties": _make_max_properties,
-    "uniqueItems": _make_unique,
-    "items": _make_items,
-    "required": _make_required,
-    "properties": _make_properties,
-    "additionalProperties": _make_additional,
-    "propertyNames": _make_property_names,
-    "allOf": _make_all_of,
-    "anyOf": _make_any_of,
-    "oneOf": _make_one_of,
-    "not": _make_not,
-    "if": _make_if,
-}
-
-
-def _equal(one: Any, two: Any) -> bool:
-    """JSON equality as jsonschema defines it: true is not 1, 1.0 is 1."""
-    if isinstance(one, str) or isinstance(two, str):
-        return bool(one == two)
-    if isinstance(one, list) and isinstance(two, list):
-        return len(one) == len(two) and all(_equal(a, b) for a, b in zip(one, two, strict=True))
-    if isinstance(one, dict) and isinstance(two, dict):
-        return one.keys() == two.keys() and all(_equal(one[k], two[k]) for k in one)
-    if isinstance(one, (list, dict)) or isinstance(two, (list, dict)):
-        return False
-    if isinstance(one, bool) or isinstance(two, bool):
-        return type(one) is type(two) and one == two
-    return bool(one == two)
-
-
-def _unique(items: list[Any]) -> bool:
-    if all(type(item) is str for item in items):
-        return len(set(items)) == len(items)
-    seen: list[Any] = []
-    for item in items:
-        if any(_equal(item, other) for other in seen):
-            return False
-        seen.append(item)
-    return True
 
 
 # --- semantic checks --------------------------------------------------------------------

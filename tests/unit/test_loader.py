@@ -16,6 +16,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from dingsync import loader
+from dingsync import schemacheck
 from dingsync import yamlnodes
 from dingsync.errors import ConfigError
 from dingsync.errors import Problem
@@ -810,7 +811,7 @@ def test_partial_jsonschema_run_finds_the_same_problems(
     tasks[4] = tasks[4].replace("title:", "titel:")
     path = write(tmp_path, "version: 1\ntasks:\n" + "".join(tasks))
     fast = problems_of(path)
-    monkeypatch.setattr(loader, "_fast_check", lambda: None)
+    monkeypatch.setattr(loader, "fast_check", lambda: None)
     assert problems_of(path) == fast
     assert len(fast) == 3
 
@@ -864,13 +865,13 @@ DOCUMENTS = st.fixed_dictionaries(
 @settings(max_examples=400, deadline=None)
 @given(DOCUMENTS)
 def test_compiled_check_agrees_with_jsonschema(document: dict[str, Any]) -> None:
-    fast = loader._fast_check()
+    fast = schemacheck.fast_check()
     assert fast is not None
     assert fast(document) == (not any(loader._validator().iter_errors(document)))
 
 
 def test_compiled_check_agrees_on_every_fixture() -> None:
-    fast = loader._fast_check()
+    fast = schemacheck.fast_check()
     assert fast is not None
     for path in [*VALID.glob("*.yaml"), *INVALID.glob("*.yaml"), EXAMPLE]:
         try:
@@ -1097,15 +1098,15 @@ def test_streamed_items_are_converted_as_the_whole_document_would_be() -> None:
 def test_schema_judging_tasks_together_turns_streaming_off(change: dict[str, Any]) -> None:
     schema = loader.load_schema()
     schema["properties"]["tasks"].update(change)
-    assert loader._rules(schema, lambda s: lambda x: True) is None
+    assert schemacheck._rules(schema, lambda s: lambda x: True) is None
 
 
 def test_condition_on_the_tasks_turns_streaming_off() -> None:
     schema = loader.load_schema()
     schema["allOf"][0]["if"]["properties"]["tasks"] = {"minItems": 2}
-    assert loader._rules(schema, lambda s: lambda x: True) is None
-    assert loader._rules(loader.load_schema(), lambda s: lambda x: True) is not None
-    assert loader._task_rules() is not None
+    assert schemacheck._rules(schema, lambda s: lambda x: True) is None
+    assert schemacheck._rules(loader.load_schema(), lambda s: lambda x: True) is not None
+    assert schemacheck.task_rules() is not None
 
 
 def test_byte_order_mark_does_not_shift_columns(tmp_path: Path) -> None:
