@@ -236,7 +236,16 @@ class Applier:
     def _edit(self, change: Update | Reopen) -> str:
         record, content = change.current, change.desired.content
         if isinstance(change, Reopen):
-            found = self.backend.reopen(record, content)
+            self.ledger.begin_reopen(record)
+            try:
+                found = self.backend.reopen(record, content)
+            except TransportError as exc:
+                if not exc.maybe_committed:
+                    self.ledger.abandon_reopen(record)
+                raise
+            except ApiError:
+                self.ledger.abandon_reopen(record)
+                raise
         else:
             found = self.backend.update(record, content)
         if not found:

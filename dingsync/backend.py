@@ -149,10 +149,16 @@ class Backend(Protocol):
         ...
 
     def find_existing(
-        self, wanted: Mapping[str, DesiredRecord], namespace: str, known_ids: set[str]
+        self,
+        wanted: Mapping[str, DesiredRecord],
+        namespace: str,
+        known_ids: set[str],
+        thorough: bool = False,
     ) -> dict[str, RemoteRecord]:
-        """Open to-dos that already are what the state does not know it sent, by address;
-        ``wanted`` holds the records of one lookup group."""
+        """To-dos that already are what the state does not know it sent, by address;
+        ``wanted`` holds the records of one lookup group. Open ones; with ``thorough`` (an
+        empty state: new, lost or renamed) done ones too, where the API can tell whose they
+        are."""
         ...
 
     def resolve_duplicate(

@@ -134,6 +134,22 @@ class Ledger:
         """DingTalk certainly refused the completion: the record is simply open."""
         self._set_completer(record, None)
 
+    def begin_reopen(self, record: StateRecord) -> None:
+        """dingsync is about to reopen ``record``: held as open with a completion of
+        dingsync's in flight, so that a refresh tells what happened (open: it landed; done:
+        it did not, and dingsync reopens it again), whatever the answer's fate."""
+        with self._lock:
+            current = self.state.records.get(record.address)
+            if current is not None and current.record_id == record.record_id:
+                self._record(current._replace(status="open", completed_by="dingsync"))
+
+    def abandon_reopen(self, record: StateRecord) -> None:
+        """DingTalk certainly refused the reopen: the record is done, by dingsync."""
+        with self._lock:
+            current = self.state.records.get(record.address)
+            if current is not None and current.record_id == record.record_id:
+                self._record(current._replace(status="done", completed_by="dingsync"))
+
     def _set_completer(self, record: StateRecord, by: str | None) -> None:
         with self._lock:
             current = self.state.records.get(record.address)
@@ -196,10 +212,21 @@ class Ledger:
         completed: list[StateRecord],
         missing: list[StateRecord],
         found_again: list[StateRecord] | None = None,
+        still_open: list[StateRecord] | None = None,
     ) -> None:
-        """Write what a refresh observed: status and presence only, nothing else."""
+        """Write what a refresh observed: status and presence only, nothing else.
+
+        ``still_open``: records DingTalk shows open. A completion of one that dingsync sent
+        without hearing back did not land; its mark goes, so that a later completion is
+        the assignee's.
+        """
         now = utc_now()
         with self._lock:
+            for record in still_open or []:
+                current = self.state.records.get(record.address)
+                if current is not None and current.record_id == record.record_id:
+                    if current.status == "open" and current.completed_by == "dingsync":
+                        self._record(current._replace(completed_by=None, updated_at=now))
             for record in found_again or []:
                 current = self.state.records.get(record.address)
                 if current is not None and current.record_id == record.record_id:

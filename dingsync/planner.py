@@ -252,6 +252,15 @@ def _plan_pending(desired: DesiredRecord | None, pending: PendingCreate) -> Chan
     return Replace(desired, ghost, diff_content(pending.content, desired.content), pending=pending)
 
 
+def _finished_by_assignee(current: StateRecord | None, pending: PendingCreate) -> bool:
+    return (
+        current is not None
+        and pending.replaces == current.record_id
+        and current.status == "done"
+        and current.completed_by != "dingsync"
+    )
+
+
 class _Buckets:
     def __init__(self) -> None:
         self.by_action: dict[str, list[Change]] = {action: [] for action in ACTIONS}
@@ -297,6 +306,11 @@ def make_plan(task_file: TaskFile, state: State, today: str | None = None) -> Pl
         pending = state.pending.get(address)
         if pending is None:
             buckets.add(_plan_desired(desired, current, caps))
+            continue
+        if _finished_by_assignee(current, pending):
+            # The interrupted create would replace a to-do its assignee has finished since:
+            # never sent (a Complete of the intent closes what it may have become).
+            buckets.add(_plan_pending(None, pending))
             continue
         change = _plan_pending(desired, pending)
         buckets.add(change)

@@ -105,8 +105,12 @@ def adopt_existing(
         return adopted
     known_ids = ledger.known_record_ids()
 
+    # An empty state (new, lost, or of a renamed file) cannot tell a new task from one
+    # whose to-do its assignee already finished: done to-dos are searched too.
+    thorough = not state.records and not state.retiring
+
     def search(group: str) -> dict[str, RemoteRecord]:
-        return backend.find_existing(by_group[group], namespace, known_ids)
+        return backend.find_existing(by_group[group], namespace, known_ids, thorough)
 
     groups = sorted(by_group)
     # Each search covers one group (a user, a creator) only, so the searches cannot find
@@ -123,7 +127,8 @@ def adopt_existing(
             ledger.adopt(taken)
             known_ids.add(remote.record_id)
             adopted.append(address)
-            reporter.note(f"{address}: found open on DingTalk ({remote.record_id}), adopted")
+            how = "open" if remote.status == "open" else "done (by its assignee)"
+            reporter.note(f"{address}: found {how} on DingTalk ({remote.record_id}), adopted")
     return adopted
 
 

@@ -230,7 +230,11 @@ class TodoBackend:
         return desired.content.creator_userid or ""
 
     def find_existing(
-        self, wanted: Mapping[str, DesiredRecord], namespace: str, known_ids: set[str]
+        self,
+        wanted: Mapping[str, DesiredRecord],
+        namespace: str,
+        known_ids: set[str],
+        thorough: bool = False,
     ) -> dict[str, RemoteRecord]:
         """The open to-dos of one creator that a wanted address already has.
 
@@ -251,6 +255,7 @@ class TodoBackend:
             address_prefix(source_id_for(namespace, address, 0)): address for address in wanted
         }
         best: dict[str, tuple[int, TodoCard]] = {}
+        done: dict[str, tuple[int, TodoCard]] = {}
         others: list[TodoCard] = []
         for card in self.client.list_created(creator, False):
             if not card.source_id or card.task_id in known_ids:
@@ -263,6 +268,20 @@ class TodoBackend:
             generation = _generation(card.source_id)
             if address not in best or generation > best[address][0]:
                 best[address] = (generation, card)
+        if thorough and len(best) < len(wanted):
+            # An empty state: a to-do its assignee finished must be found too, or it would
+            # be sent again. The newest generation of an address is its current to-do (an
+            # older one was deleted when it was replaced).
+            for card in self.client.list_created(creator, True):
+                if not card.source_id or card.task_id in known_ids:
+                    continue
+                address = by_prefix.get(address_prefix(card.source_id))
+                if address is None or address in best:
+                    continue
+                generation = _generation(card.source_id)
+                if address not in done or generation > done[address][0]:
+                    done[address] = (generation, card)
+            best.update(done)
         found = {
             address: _remote_of_card(wanted[address].userid, card, wanted[address].content)
             for address, (_, card) in best.items()

@@ -25,6 +25,7 @@ from dingsync.errors import DingsyncError
 from dingsync.errors import PlanError
 from dingsync.ledger import Ledger
 from dingsync.ledger import utc_now
+from dingsync.model import RemoteRecord
 from dingsync.model import State
 from dingsync.model import StateRecord
 from dingsync.model import TaskFile
@@ -158,7 +159,8 @@ def refresh_and_judge(
     completed = [by_id[i.record_id] for i in report.of_kind("completed")]
     missing = [] if refusal else [by_id[i.record_id] for i in report.of_kind("missing")]
     found_again = [r for r in records if r.missing and observation.found.get(r.record_id)]
-    ledger.record_observations(completed, missing, found_again)
+    still_open = [r for r in records if _shown_open(observation.found.get(r.record_id))]
+    ledger.record_observations(completed, missing, found_again, still_open)
     if take_edits and caps.in_place:
         for item in report.of_kind("modified"):
             record, remote = by_id[item.record_id], observation.found[item.record_id]
@@ -167,6 +169,10 @@ def refresh_and_judge(
             if remote is not None and edited:
                 ledger.record_remote_content(record, record.content._replace(**edited))
     return Refresh(report, observation.fell_back, refusal)
+
+
+def _shown_open(remote: RemoteRecord | None) -> bool:
+    return remote is not None and remote.status == "open"
 
 
 class ApplyView(Protocol):

@@ -189,10 +189,15 @@ class WorkrecordBackend:
         return desired.userid
 
     def find_existing(
-        self, wanted: Mapping[str, DesiredRecord], namespace: str, known_ids: set[str]
+        self,
+        wanted: Mapping[str, DesiredRecord],
+        namespace: str,
+        known_ids: set[str],
+        thorough: bool = False,
     ) -> dict[str, RemoteRecord]:
         """Open to-dos of one user with exactly the title, url and form of a wanted record
-        (the list never shows a biz_id)."""
+        (the list never shows a biz_id). Done ones are never taken, ``thorough`` or not:
+        without a key, an old to-do of the same content cannot be told from the current."""
         if not wanted:
             return {}
         userid = next(iter(wanted.values())).userid

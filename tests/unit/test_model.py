@@ -8,8 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dingsync.model import CONTENT_FIELDS
+from dingsync.model import SANDBOX_ENDPOINT
 from dingsync.model import Content
+from dingsync.model import Remote
+from dingsync.model import app_key_fingerprint
 from dingsync.model import biz_id_for
+from dingsync.model import generation_of_key
+from dingsync.model import source_id_for
 
 EXAMPLE = Content(
     title="领取笔记本电脑",
@@ -83,3 +88,33 @@ def test_an_unset_field_does_not_enter_the_fingerprint() -> None:
     canonical = '{"form":[{"content":"b","title":"a"}],"title":"t","url":"https://x.example.com"}'
     assert plain.fingerprint() == "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
     assert plain._replace(pc_url="https://x.example.com/pc").fingerprint() != plain.fingerprint()
+
+
+def test_a_source_id_names_its_address_and_generation():
+    first = source_id_for("onboarding", "laptop@alice01", 0)
+    second = source_id_for("onboarding", "laptop@alice01", 1)
+    assert first == "dingsync-" + first[9:49] + "-0"
+    assert first[:-1] == second[:-1]  # one prefix for every generation of an address
+    assert source_id_for("other", "laptop@alice01", 0)[:-1] != first[:-1]
+    assert set(first) <= set("dingsync-0123456789abcdef")  # safe in a URL path
+    assert [generation_of_key(k) for k in (first, second)] == [0, 1]
+    assert generation_of_key(biz_id_for("onboarding", "laptop@alice01", 7)) == 7
+    assert generation_of_key("someone-else-3") == -1
+    assert generation_of_key("dingsync-abc-x") == -1
+
+
+def test_a_remote_describes_itself_without_a_secret():
+    remote = Remote("todo", "https://api.dingtalk.com", app_key_fingerprint("ding-app-key"))
+    assert "ding-app-key" not in remote.describe() and "todo" in remote.describe()
+    assert Remote.from_dict(remote.to_dict()) == remote
+    assert Remote("todo", SANDBOX_ENDPOINT).sandbox
+    assert "sandbox" in Remote("workrecord", SANDBOX_ENDPOINT).describe()
+    for bad in (
+        {"api": 1, "endpoint": "x"},
+        {"api": "todo", "endpoint": "x", "app_key_fingerprint": 5},
+    ):
+        try:
+            Remote.from_dict(bad)
+        except TypeError:
+            continue
+        raise AssertionError(f"accepted {bad}")
