@@ -319,7 +319,9 @@ class Applier:
         except TransportError as exc:
             if not exc.maybe_committed:
                 self.ledger.abandon_complete(record)
-            raise
+                raise
+            # The answer was lost: ask, where one call tells, so that no doubt is left.
+            known = self._settle_completion(record, exc)
         except ApiError:
             self.ledger.abandon_complete(record)
             raise
@@ -330,6 +332,20 @@ class Applier:
                 "treated as done"
             )
         return record.record_id
+
+    def _settle_completion(self, record: StateRecord, lost: TransportError) -> bool:
+        """Whether a completion whose answer was lost landed (True) or the to-do is gone
+        (False); raises ``lost`` when it did not land, or when DingTalk cannot tell."""
+        try:
+            status = self.backend.status_of(record)
+        except DingsyncError:
+            status = None
+        if status is None:
+            raise lost  # stays marked: the next refresh tells
+        if status == "open":
+            self.ledger.abandon_complete(record)
+            raise lost
+        return status == "done"
 
     def _create(
         self, desired: DesiredRecord, attempt: int = 1

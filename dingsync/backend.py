@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+from typing import Literal
 from typing import NamedTuple
 from typing import Protocol
 
@@ -166,6 +167,11 @@ class Backend(Protocol):
     ) -> RemoteRecord | MovePast:
         """What holds a refused create's key: a record to adopt, or history to move past
         (``own``: the state knows records of this address). Raises when neither."""
+        ...
+
+    def status_of(self, record: StateRecord) -> Status | Literal["gone"] | None:
+        """The to-do's status as DingTalk tells it now ("gone" when it does not know it),
+        or None where finding out would take more than one call (a legacy list)."""
         ...
 
     def lookup(self, desired: DesiredRecord, record_id: str) -> RemoteRecord | None:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import Literal
 
 from dingsync.backend import TODO
 from dingsync.backend import MovePast
@@ -32,6 +33,7 @@ from dingsync.model import DesiredRecord
 from dingsync.model import PendingCreate
 from dingsync.model import RemoteRecord
 from dingsync.model import StateRecord
+from dingsync.model import Status
 from dingsync.model import source_id_for
 from dingsync.reporter import Reporter
 from dingsync.todo_client import TodoCard
@@ -339,6 +341,12 @@ class TodoBackend:
                 "for another address; check the state with 'dingsync state list'"
             )
         return _remote_of_task(pending.userid, task, pending.content)
+
+    def status_of(self, record: StateRecord) -> Status | Literal["gone"] | None:
+        task = self.client.get(self.union_id(creator_of(record.content)), record.record_id)
+        if task is None:
+            return "gone"
+        return "done" if task.done else "open"
 
     def lookup(self, desired: DesiredRecord, record_id: str) -> RemoteRecord | None:
         creator = self.union_id(creator_of(desired.content))

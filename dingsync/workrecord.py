@@ -15,6 +15,7 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
+from typing import Literal
 from typing import TypeVar
 
 from dingsync.backend import WORKRECORD
@@ -250,6 +251,9 @@ class WorkrecordBackend:
             f"'dingsync import {pending.address} RECORD_ID', or give this task file its own "
             "namespace"
         )
+
+    def status_of(self, record: StateRecord) -> Status | Literal["gone"] | None:
+        return None  # only the user's lists tell, a page of 50 at a time
 
     def lookup(self, desired: DesiredRecord, record_id: str) -> RemoteRecord | None:
         for status in STATUSES:

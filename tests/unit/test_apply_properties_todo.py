@@ -48,7 +48,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -840,20 +839,12 @@ def check_promises(machine: ApplyTodoMachine) -> None:
     machine.done_by_the_assignee_is_final()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known limitation: a completion whose answer was lost and a later completion by "
-    "the assignee cannot be told apart without a refresh in between; dingsync takes it as "
-    "its own, so that a to-do the file wants open is never left closed (README)",
-)
 def test_an_assignee_completion_after_a_timed_out_completion_is_not_reopened():
     """badge@alice01 is marked done in the file; apply's completion times out without
-    landing, so the record stays open with ``completed_by: dingsync`` (``begin_complete``).
-    The file opens the task again: the plan has nothing to do, and the stale mark stays.
-    The assignee then completes the to-do; the next refresh records the completion as
-    dingsync's own (``record_observations``), and the plan reopens the to-do the assignee
-    finished (with ``api: workrecord`` it sends a new one instead)."""
+    landing. With the v1.0 API one get tells, in the same run, that it did not land, so
+    no doubt is left for later: the file opens the task again, the assignee completes it,
+    and the next apply takes that completion for the assignee's and leaves it done. (With
+    ``api: workrecord`` only a refresh in between tells; see the README.)"""
     machine = ApplyTodoMachine()
     try:
         machine.a_first_file()
