@@ -243,6 +243,14 @@ def complete_remote(emulator: Any, record_id: str) -> None:
         emulator.complete(record_id)
 
 
+def retitle_remote(emulator: Any, record_id: str, title: str) -> None:
+    """Change a to-do's title on DingTalk's side, as a user of either API would."""
+    if any(r["record_id"] == record_id for r in emulator.todo_records()):
+        emulator.modify_todo(record_id, subject=title)
+    else:
+        emulator.modify(record_id, title=title)
+
+
 def delete_remote(emulator: Any, record_id: str) -> None:
     """Delete a to-do of either API as a user would."""
     if any(r["record_id"] == record_id for r in emulator.todo_records()):

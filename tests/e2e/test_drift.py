@@ -1,4 +1,5 @@
-"""Drift: what assignees and admins do on the DingTalk side, seen by drift and apply."""
+"""Drift: what assignees and admins do on the DingTalk side, seen by drift and apply, for
+both of DingTalk's to-do APIs (the ``api`` fixture)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import pytest
 from tests.e2e.conftest import ONBOARDING
 from tests.e2e.conftest import dingsync
 from tests.e2e.conftest import write_tasks
+from tests.helpers import complete_remote
+from tests.helpers import delete_remote
+from tests.helpers import remote_records
+from tests.helpers import retitle_remote
 
 
 @pytest.fixture
-def applied(workdir, emulator):
-    write_tasks(workdir / "tasks.yaml", ONBOARDING)
+def applied(workdir, emulator, api):
+    write_tasks(workdir / "tasks.yaml", ONBOARDING, api)
     run = dingsync("apply", "-y")
     assert run.code == 0, run.err
     return {
@@ -27,9 +32,9 @@ def test_no_drift_right_after_apply(applied):
 
 
 def test_drift_classes_are_reported(applied, emulator):
-    emulator.complete(applied["laptop@alice01"])
-    emulator.delete(applied["laptop@bob02"])
-    emulator.modify(applied["nda@alice01"], title="签署保密协议（新版）")
+    complete_remote(emulator, applied["laptop@alice01"])
+    delete_remote(emulator, applied["laptop@bob02"])
+    retitle_remote(emulator, applied["nda@alice01"], "签署保密协议（新版）")
     run = dingsync("drift", "--detailed-exitcode")
     assert run.code == 2, run.err
     assert "Drift: 1 completed, 1 missing, 1 modified (3 records checked)." in run.out
@@ -44,8 +49,8 @@ def test_drift_classes_are_reported(applied, emulator):
 
 
 def test_completed_is_recorded_and_missing_is_recreated(applied, emulator):
-    emulator.complete(applied["laptop@alice01"])
-    emulator.delete(applied["laptop@bob02"])
+    complete_remote(emulator, applied["laptop@alice01"])
+    delete_remote(emulator, applied["laptop@bob02"])
     assert dingsync("drift").code == 0
     show = dingsync("state", "show", "laptop@alice01", "--json").json()["record"]
     assert (show["status"], show["completed_by"]) == ("done", "assignee")
@@ -54,23 +59,26 @@ def test_completed_is_recorded_and_missing_is_recreated(applied, emulator):
     assert "recreate: missing on DingTalk" in plan.out
     run = dingsync("apply", "-y")
     assert run.code == 0, run.err
-    bob = [r for r in emulator.records() if r["userid"] == "bob02"]
+    bob = [r for r in remote_records(emulator) if r["userid"] == "bob02"]
     assert len(bob) == 1 and bob[0]["status"] == 0
     assert bob[0]["record_id"] != applied["laptop@bob02"]
     assert dingsync("plan", "--detailed-exitcode").code == 0
 
 
-def test_drift_uses_list_calls_not_one_per_record(applied, emulator):
-    before = emulator.call_counts().get("workrecord/getbyuserid", 0)
+def test_drift_uses_list_calls_not_one_per_record(applied, emulator, api):
+    listing = "workrecord/getbyuserid" if api == "workrecord" else "todo/orgTasksQuery"
+    before = emulator.call_counts().get(listing, 0)
     assert dingsync("drift").code == 0
-    lists = emulator.call_counts()["workrecord/getbyuserid"] - before
-    assert lists == 2  # one open-list page per user: alice01 and bob02
+    lists = emulator.call_counts()[listing] - before
+    # One open-list page per user (alice01 and bob02), or of the one creator with v1.0.
+    assert lists == (2 if api == "workrecord" else 1)
 
 
-def test_lookup_get_falls_back_on_errcode_22(applied, emulator):
+def test_lookup_get_falls_back_on_errcode_22(applied, emulator, api):
     run = dingsync("drift", "--lookup", "get")
     assert run.code == 0, run.err
-    assert "errcode 22" in run.err
+    # workrecord/get does not exist on DingTalk; the v1.0 refresh has no such choice.
+    assert ("errcode 22" in run.err) == (api == "workrecord")
     assert "No drift: 3 records checked." in run.out
 
 
