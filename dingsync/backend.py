@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 from typing import Literal
 from typing import NamedTuple
@@ -85,7 +86,7 @@ class Observation(NamedTuple):
     fell_back: bool = False  # --lookup get was refused (errcode 22) and the lists were used
     # record_id -> why it could not be looked up (its user's or creator's list failed):
     # neither found nor missing, so nothing is concluded about it.
-    unchecked: dict[str, str] = {}
+    unchecked: Mapping[str, str] = MappingProxyType({})
 
 
 class MovePast(NamedTuple):
