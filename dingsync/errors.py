@@ -223,3 +223,8 @@ class IpBlockedError(TransportError):
     """DingTalk blocked this IP (HTML page or ``punish: deny``); it lasts minutes."""
 
     fatal = True
+
+
+# Failures after which another try may succeed: nothing was learnt from the call, so a
+# read (or a create with its own key) may go again.
+UNSETTLED = (TransportError, TransientApiError, RateLimitError)

@@ -21,12 +21,12 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from dingsync.backend import Backend
+from dingsync.errors import UNSETTLED
 from dingsync.errors import ApiError
 from dingsync.errors import DingsyncError
 from dingsync.errors import DuplicateError
 from dingsync.errors import RateLimitError
 from dingsync.errors import TransientApiError
-from dingsync.errors import TransportError
 from dingsync.ledger import Ledger
 from dingsync.ledger import utc_now
 from dingsync.model import DesiredRecord
@@ -35,9 +35,6 @@ from dingsync.model import RemoteRecord
 from dingsync.model import StateRecord
 from dingsync.model import generation_of_key
 from dingsync.reporter import Reporter
-
-# Failures after which another try may succeed: nothing was learnt from the call.
-_UNSETTLED = (TransportError, TransientApiError, RateLimitError)
 
 
 class KeyTakenError(DingsyncError):
@@ -187,7 +184,7 @@ def settle(
     for round_ in range(1, rounds + 1):
         try:
             return _settle_once(ledger, backend, pending)
-        except _UNSETTLED as exc:
+        except UNSETTLED as exc:
             if exc.fatal or round_ >= rounds or pending.address not in ledger.state.pending:
                 raise
     raise AssertionError("unreachable: the last round returns or raises")

@@ -24,6 +24,7 @@ from typing import Literal
 from dingsync.backend import TODO
 from dingsync.backend import MovePast
 from dingsync.backend import Observation
+from dingsync.errors import UNSETTLED
 from dingsync.errors import DingsyncError
 from dingsync.errors import DuplicateError
 from dingsync.errors import InvalidUserError
@@ -43,6 +44,10 @@ from dingsync.transport import annotate
 
 if TYPE_CHECKING:
     from dingsync.ledger import Ledger
+
+
+# Rounds of a userid lookup, each after the client's own retries (see ``_resolve``).
+LOOKUP_ROUNDS = 3
 
 
 def creator_of(content: Content) -> str:
@@ -93,7 +98,7 @@ class TodoBackend:
                 # Asked once this run: every record of that user fails alike.
                 raise _again(refused)
             try:
-                value = self.client.union_id(userid)
+                value = self._resolve(userid)
             except InvalidUserError as exc:
                 with self._ids_lock:
                     self._not_members[userid] = _again(exc)
@@ -104,6 +109,17 @@ class TodoBackend:
             if ledger is not None:
                 ledger.remember_union_ids({userid: value})
             return value
+
+    def _resolve(self, userid: str) -> str:
+        """Ask DingTalk for a unionId, a few rounds of the client's own retries: a read is
+        safe to repeat, and one failing lookup of a creator would stop the whole run."""
+        for round_ in range(1, LOOKUP_ROUNDS + 1):
+            try:
+                return self.client.union_id(userid)
+            except UNSETTLED as exc:
+                if exc.fatal or round_ >= LOOKUP_ROUNDS:
+                    raise
+        raise AssertionError("unreachable: the last round returns or raises")
 
     def key_for(self, namespace: str, address: str, generation: int) -> str:
         return source_id_for(namespace, address, generation)

@@ -23,12 +23,10 @@ from dingsync.backend import MovePast
 from dingsync.backend import Observation
 from dingsync.backend import WorkrecordCalls
 from dingsync.chinatime import china_day_of
+from dingsync.errors import UNSETTLED
 from dingsync.errors import DingsyncError
 from dingsync.errors import DuplicateError
 from dingsync.errors import InvalidUserError
-from dingsync.errors import RateLimitError
-from dingsync.errors import TransientApiError
-from dingsync.errors import TransportError
 from dingsync.errors import UnknownMethodError
 from dingsync.ledger import Ledger
 from dingsync.model import STATUSES
@@ -45,8 +43,6 @@ from dingsync.reporter import Reporter
 # run under heavy faults then still finds what it looks for.
 LIST_ROUNDS = 3
 
-# Failures after which another try may succeed: nothing was learnt from the call.
-UNSETTLED = (TransportError, TransientApiError, RateLimitError)
 
 T = TypeVar("T")
 
