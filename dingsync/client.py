@@ -105,6 +105,9 @@ _ERROR_CLASSES: dict[str, type[ApiError]] = {
 
 # "…, 限制将在 2026-09-03 00:01:03 结束." (older replies: "处罚将在 … 结束"), Beijing time (§8.2).
 _LIMIT_END = re.compile(r"(?:限制|处罚)将在\s*(\d{4}-\d{2}-\d{2}\s+\d{2}:\d{2}:\d{2})\s*结束")
+_LIMIT_WINDOW = re.compile(
+    r"从\s*(\d{4}-\d{2}-\d{2}\s+\d{2}:\d{2}:\d{2})\s*到\s*(\d{4}-\d{2}-\d{2}\s+\d{2}:\d{2}:\d{2})"
+)
 _BEIJING = timezone(timedelta(hours=8))
 RATE_LIMIT_MIN_WAIT = 1.0  # the limit window is one second; DingTalk advises waiting 1 s (§8.1)
 RATE_LIMIT_MAX_WAIT = 60.0  # the longest documented window (per minute, 90005/90006)
@@ -163,16 +166,25 @@ def _is_loopback(host: str) -> bool:
 def rate_limit_wait(message: str, now: datetime) -> float:
     """Seconds to wait after a rate-limit answer whose text is ``message``.
 
-    DingTalk names the end of the penalty in Beijing time (§8.2); without it, or when it is
-    already past, wait the one-second window. Capped so a skewed clock cannot stall a run.
+    DingTalk names the end of the penalty in Beijing time (§8.2), after the window it
+    counted ("从 A 到 B ..."): the wait is measured from B, DingTalk's own clock, so a local
+    clock that is off by minutes cannot turn a short penalty into the longest wait. Only
+    without a window is ``now`` used. Without an end, or when it is already past, wait the
+    one-second window; capped so that no answer stalls a run.
     """
     match = _LIMIT_END.search(message)
     if match is None:
         return RATE_LIMIT_MIN_WAIT
-    stamp = " ".join(match.group(1).split())
-    end = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=_BEIJING)
-    wait = (end - now).total_seconds()
+    end = _beijing(match.group(1))
+    window = _LIMIT_WINDOW.search(message)
+    reference = _beijing(window.group(2)) if window else now
+    wait = (end - reference).total_seconds()
     return min(max(wait, RATE_LIMIT_MIN_WAIT), RATE_LIMIT_MAX_WAIT)
+
+
+def _beijing(stamp: str) -> datetime:
+    text = " ".join(stamp.split())
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=_BEIJING)
 
 
 def _truthy(value: object) -> bool:

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from datetime import datetime
+from datetime import timedelta
 from datetime import timezone
 
 import pytest
@@ -505,6 +506,10 @@ def test_rate_limit_wait_honours_the_end_time_in_the_message() -> None:
     )
     assert rate_limit_wait(message, now) == 3.0
     assert rate_limit_wait(message.replace("限制", "处罚"), now) == 3.0
+    # Measured on DingTalk's clock (the window's end), not the local one: an hour of skew
+    # either way costs nothing.
+    for skew in (timedelta(hours=1), timedelta(hours=-1)):
+        assert rate_limit_wait(message, now + skew) == 3.0
     assert rate_limit_wait(message.replace("00:01:03", "00:00:59"), now) == 1.0
     assert rate_limit_wait(message.replace("00:01:03", "05:00:00"), now) == 60.0
     assert rate_limit_wait("系统繁忙", now) == 1.0
