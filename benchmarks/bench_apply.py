@@ -117,7 +117,7 @@ class Api:
         return frozenset({self.create, self.complete, self.retire})
 
 
-WORKRECORD = Api(
+LEGACY_API = Api(
     name="workrecord",
     create="workrecord/add",
     complete="workrecord/update",
@@ -126,7 +126,7 @@ WORKRECORD = Api(
     fault_kinds=FAULT_KINDS,
     list_page=50,
 )
-TODO = Api(
+V1_API = Api(
     name="todo",
     create="todo/create",
     complete="todo/update",
@@ -135,7 +135,7 @@ TODO = Api(
     fault_kinds=(*FAULT_KINDS, "lockerror"),
     list_page=20,  # the emulator's todo_page_size, as DingTalk's page
 )
-APIS = {api.name: api for api in (WORKRECORD, TODO)}
+APIS = {api.name: api for api in (LEGACY_API, V1_API)}
 API_TITLES = {
     "workrecord": "the legacy workrecord API",
     "todo": f"the v1.0 to-do API (api: todo, one creator_userid: {CREATOR})",
@@ -231,7 +231,7 @@ def shape_tasks(shape: str, records: int, api: Api) -> tuple[list[Task] | None, 
     if shape == "replaces":
         # A new form is a replace for workrecord; a v1.0 to-do is replaced for a new url
         # (its description would be edited in place).
-        if api is TODO:
+        if api is V1_API:
             return bench_tasks(records), bench_tasks(records, url=CHANGED_URL)
         return bench_tasks(records), bench_tasks(records, note="，已改")
     if shape == "mixed":
@@ -257,7 +257,7 @@ def planned_calls(shape: str, records: int, api: Api) -> Counter[str]:
 
 
 def write_task_file(folder: Path, tasks: list[Task], api: Api) -> Path:
-    if api is TODO:
+    if api is V1_API:
         lines = [
             "version: 1",
             "api: todo",
@@ -279,7 +279,7 @@ def write_task_file(folder: Path, tasks: list[Task], api: Api) -> Path:
         lines += [f"  - key: {key}", f"    userid: {userid}", f"    title: {title}"]
         if url != URL:
             lines.append(f"    url: {url}")
-        if api is TODO:
+        if api is V1_API:
             lines.append(f"    description: {description}")
         else:
             lines += [
@@ -354,7 +354,7 @@ def fail_token_calls(emulator: Any, api: Api) -> None:
     handle: Callable[[Any], Any] = gateway.handle
 
     def fault_outcome(fault: str, delay: float) -> Any:
-        if api is WORKRECORD:
+        if api is LEGACY_API:
             return gateway._fault_outcome(fault, "gettoken", delay)
         if fault == "errcode-1":
             # The v1.0 gateway's own failure; DingTalk documents none for the token call.
@@ -441,7 +441,7 @@ def apply_document(proc: subprocess.CompletedProcess[str], scenario: str) -> dic
 def stored_records(emu: Any, api: Api) -> list[dict[str, Any]]:
     """What DingTalk holds on ``api``, one entry per to-do and assignee (record_id, userid,
     title, status 0 open / 1 done)."""
-    return emu.todo_records() if api is TODO else emu.records()
+    return emu.todo_records() if api is V1_API else emu.records()
 
 
 def run_shape(
@@ -918,7 +918,7 @@ def scenarios(args: argparse.Namespace, api: Api) -> tuple[list[Row], dict[str, 
             if with_refresh.calls.get(name, 0) != without.calls.get(name, 0)
         }
         # The workrecord list is per user; the v1.0 one is per creator (one here).
-        if api is TODO:
+        if api is V1_API:
             formula, listers = f"creators + records/{api.list_page}", 1
         else:
             formula, listers = f"users + records/{api.list_page}", len(userids_for(n))

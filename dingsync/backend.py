@@ -56,27 +56,32 @@ def _readable(api: Api) -> frozenset[str]:
     return frozenset(f.name for f in FIELDS if api in f.readable)
 
 
-WORKRECORD = Capabilities(
-    api="workrecord",
-    in_place=frozenset(),
-    deletes=False,
-    reopens=False,
-    same_day_rule=True,
-    readable=_readable("workrecord"),
-)
-TODO = Capabilities(
-    api="todo",
-    in_place=frozenset(f.name for f in FIELDS if f.in_place),
-    deletes=True,
-    reopens=True,
-    same_day_rule=False,
-    readable=_readable("todo"),
-    key_per_address=True,
+# What each API can do, by its name in the task file (``api:``).
+CAPABILITIES: Mapping[str, Capabilities] = MappingProxyType(
+    {
+        "workrecord": Capabilities(
+            api="workrecord",
+            in_place=frozenset(),
+            deletes=False,
+            reopens=False,
+            same_day_rule=True,
+            readable=_readable("workrecord"),
+        ),
+        "todo": Capabilities(
+            api="todo",
+            in_place=frozenset(f.name for f in FIELDS if f.in_place),
+            deletes=True,
+            reopens=True,
+            same_day_rule=False,
+            readable=_readable("todo"),
+            key_per_address=True,
+        ),
+    }
 )
 
 
 def capabilities_of(api: str) -> Capabilities:
-    return TODO if api == "todo" else WORKRECORD
+    return CAPABILITIES.get(api, CAPABILITIES["workrecord"])
 
 
 class Observation(NamedTuple):

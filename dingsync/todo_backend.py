@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
 
-from dingsync.backend import TODO
 from dingsync.backend import MovePast
 from dingsync.backend import Observation
+from dingsync.backend import capabilities_of
 from dingsync.errors import UNSETTLED
 from dingsync.errors import DingsyncError
 from dingsync.errors import DuplicateError
@@ -63,7 +63,7 @@ def address_prefix(source_id: str) -> str:
 
 
 class TodoBackend:
-    capabilities = TODO
+    capabilities = capabilities_of("todo")
 
     def __init__(self, client: TodoClient) -> None:
         self.client = client

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from typing import Literal
 from typing import TypeVar
 
-from dingsync.backend import WORKRECORD
 from dingsync.backend import MovePast
 from dingsync.backend import Observation
 from dingsync.backend import WorkrecordCalls
+from dingsync.backend import capabilities_of
 from dingsync.chinatime import china_day_of
 from dingsync.errors import UNSETTLED
 from dingsync.errors import DingsyncError
@@ -60,7 +60,7 @@ def same_content(content: Content, remote: RemoteRecord) -> bool:
 
 
 class WorkrecordBackend:
-    capabilities = WORKRECORD
+    capabilities = capabilities_of("workrecord")
 
     def __init__(self, calls: WorkrecordCalls, clock_ms: Callable[[], int] | None = None) -> None:
         self.calls = calls
