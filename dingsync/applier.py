@@ -99,6 +99,8 @@ class Applier:
         self._created: set[str] = set()
         # Creates that found their to-do already on DingTalk (its key was taken by it).
         self._found_there: set[str] = set()
+        # Creates of this run whose answer was lost: what holds their key may be their own.
+        self._unanswered: set[str] = set()
 
     def apply(self, plan: Plan, result: ApplyResult | None = None) -> ApplyResult:
         result = result or ApplyResult()
@@ -380,6 +382,7 @@ class Applier:
                 self.ledger.abandon_create(pending.address)
                 raise
             # The answer was lost: never send blindly; settle it like an interrupted run.
+            self._unanswered.add(pending.address)
             return self._settle(desired, pending, attempt)
         except DuplicateError as exc:
             return self._duplicate(desired, pending, exc, attempt)
@@ -405,7 +408,8 @@ class Applier:
             self.ledger.abandon_create(pending.address)
             raise
         if not isinstance(found, MovePast):
-            self._found_there.add(pending.address)
+            if pending.address not in self._unanswered:
+                self._found_there.add(pending.address)
             return adopt(self.ledger, pending, found)
         self.ledger.abandon_create(pending.address)
         if attempt >= MAX_KEY_ATTEMPTS:
