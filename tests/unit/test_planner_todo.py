@@ -9,10 +9,11 @@ from dingsync.model import Content
 from dingsync.model import DesiredRecord
 from dingsync.model import PendingCreate
 from dingsync.model import State
-from dingsync.model import StateRecord
 from dingsync.model import TaskFile
 from dingsync.planner import FieldChange
 from dingsync.planner import make_plan
+from tests.unit.test_planner import managed
+from tests.unit.test_planner import state_of
 
 DUE = 1_796_486_399_000  # 2026-12-05 23:59:59 China time
 
@@ -41,28 +42,6 @@ def todo_file(*records: DesiredRecord, on_removal: str = "complete") -> TaskFile
         api="todo",
         on_removal=on_removal,  # type: ignore[arg-type]
     )
-
-
-def managed(d: DesiredRecord, record_id: str = "task1", **kw: Any) -> StateRecord:
-    base: dict[str, Any] = dict(
-        key=d.key,
-        userid=d.userid,
-        record_id=record_id,
-        biz_id="dingsync-x-0",
-        generation=0,
-        content=d.content,
-        fingerprint=d.content.fingerprint(),
-        status="open",
-        create_time_ms=1,
-        created_at="2026-11-28T00:00:00Z",
-        updated_at="2026-11-28T00:00:00Z",
-    )
-    base.update(kw)
-    return StateRecord(**base)
-
-
-def state_of(*records: StateRecord) -> State:
-    return State(lineage="L", records={r.address: r for r in records})
 
 
 def actions(plan) -> list[tuple[str, str]]:
