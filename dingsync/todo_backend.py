@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -35,6 +36,7 @@ from dingsync.model import PendingCreate
 from dingsync.model import RemoteRecord
 from dingsync.model import StateRecord
 from dingsync.model import Status
+from dingsync.model import generation_of_key
 from dingsync.model import source_id_for
 from dingsync.reporter import Reporter
 from dingsync.todo_client import TodoCard
@@ -272,37 +274,19 @@ class TodoBackend:
         by_prefix = {
             address_prefix(source_id_for(namespace, address, 0)): address for address in wanted
         }
-        best: dict[str, tuple[int, TodoCard]] = {}
-        done: dict[str, tuple[int, TodoCard]] = {}
         others: list[TodoCard] = []
-        for card in self.client.list_created(creator, False):
-            if not card.source_id or card.task_id in known_ids:
-                continue
-            address = by_prefix.get(address_prefix(card.source_id))
-            if address is None:
-                if card.source_id.startswith("dingsync-"):
-                    others.append(card)
-                continue
-            generation = _generation(card.source_id)
-            if address not in best or generation > best[address][0]:
-                best[address] = (generation, card)
+        open_cards = self.client.list_created(creator, False)
+        best = _newest_by_address(open_cards, by_prefix, known_ids, others)
         if thorough and len(best) < len(wanted):
             # An empty state: a to-do its assignee finished must be found too, or it would
             # be sent again. The newest generation of an address is its current to-do (an
             # older one was deleted when it was replaced).
-            for card in self.client.list_created(creator, True):
-                if not card.source_id or card.task_id in known_ids:
-                    continue
-                address = by_prefix.get(address_prefix(card.source_id))
-                if address is None or address in best:
-                    continue
-                generation = _generation(card.source_id)
-                if address not in done or generation > done[address][0]:
-                    done[address] = (generation, card)
-            best.update(done)
+            done_cards = self.client.list_created(creator, True)
+            done = _newest_by_address(done_cards, by_prefix, known_ids)
+            best.update({a: c for a, c in done.items() if a not in best})
         found = {
             address: _remote_of_card(wanted[address].userid, card, wanted[address].content)
-            for address, (_, card) in best.items()
+            for address, card in best.items()
         }
         found.update(self._by_content(creator, wanted, found, others))
         return found
@@ -401,9 +385,29 @@ def _in_place_changes(before: Content, after: Content) -> dict[str, Any]:
     return changes
 
 
-def _generation(source_id: str) -> int:
-    tail = source_id.rpartition("-")[2]
-    return int(tail) if tail.isdigit() else -1
+def _newest_by_address(
+    cards: Iterable[TodoCard],
+    by_prefix: Mapping[str, str],
+    known_ids: set[str],
+    others: list[TodoCard] | None = None,
+) -> dict[str, TodoCard]:
+    """The card of the newest generation of each address that a sourceId names; cards of
+    dingsync's other namespaces go to ``others``, when given."""
+    newest: dict[str, TodoCard] = {}
+    for card in cards:
+        if not card.source_id or card.task_id in known_ids:
+            continue
+        address = by_prefix.get(address_prefix(card.source_id))
+        if address is None:
+            if others is not None and card.source_id.startswith("dingsync-"):
+                others.append(card)
+            continue
+        held = newest.get(address)
+        if held is None or generation_of_key(card.source_id) > generation_of_key(
+            held.source_id or ""
+        ):
+            newest[address] = card
+    return newest
 
 
 def _remote(record: StateRecord, item: TodoCard | TodoTask) -> RemoteRecord:
