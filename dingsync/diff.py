@@ -50,6 +50,12 @@ def diff(before: Any, after: Any, names: Iterable[str]) -> tuple[FieldChange, ..
 
 
 def _form_lines(before: FormPairs, after: FormPairs) -> Iterator[FieldChange]:
+    if len(before) == len(after):
+        # The common edit, compared here: DeepDiff costs about a millisecond a form, which
+        # alone kept a plan of 300 replaces from the apply target (<= 1.10x the physical
+        # limit at 100/s). Lines are paired by position, as DeepDiff pairs them.
+        yield from _changed_lines(before, after)
+        return
     old, new = _lines(before), _lines(after)
     # Imported here: deepdiff is heavy, and most contents have not changed their form.
     from deepdiff import DeepDiff
@@ -67,6 +73,15 @@ def _form_lines(before: FormPairs, after: FormPairs) -> Iterator[FieldChange]:
                 FieldChange(place, None if added else level.t1, level.t2 if added else None)
             )
     yield from sorted(places, key=_line_order)
+
+
+def _changed_lines(before: FormPairs, after: FormPairs) -> Iterator[FieldChange]:
+    for number, (old, new) in enumerate(zip(before, after, strict=True)):
+        # "content" sorts before "title", as the changes of one line are sorted below.
+        if old[1] != new[1]:
+            yield FieldChange(f"form[{number}].content", old[1], new[1])
+        if old[0] != new[0]:
+            yield FieldChange(f"form[{number}].title", old[0], new[0])
 
 
 def _line_order(change: FieldChange) -> tuple[int, str]:
