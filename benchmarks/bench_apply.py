@@ -378,7 +378,15 @@ def fail_token_calls(emulator: Any, api: Api) -> None:
 # ---------------------------------------------------------------- measuring
 
 
-def dingsync_command(max_qps: float, parallelism: int, refresh: bool) -> list[str]:
+def resolved(parallelism: int | None, max_qps: float) -> int:
+    """The --parallelism dingsync runs with: the one given, or its default for the cap."""
+    from dingsync.options import parallelism_for
+
+    return parallelism_for(max_qps) if parallelism is None else parallelism
+
+
+def dingsync_command(max_qps: float, parallelism: int | None, refresh: bool) -> list[str]:
+    """The measured command line; ``parallelism`` None leaves dingsync its default."""
     command = [
         sys.executable,
         "-m",
@@ -393,10 +401,10 @@ def dingsync_command(max_qps: float, parallelism: int, refresh: bool) -> list[st
         STATE_FILE,
         "--max-qps",
         f"{max_qps:g}",
-        "--parallelism",
-        str(parallelism),
         "--force",  # the shapes replace or complete every record: past the safety threshold
     ]
+    if parallelism is not None:
+        command += ["--parallelism", str(parallelism)]
     return command if refresh else [*command, "--no-refresh"]
 
 
@@ -450,7 +458,7 @@ def run_shape(
     records: int,
     cap: float,
     limiter: str,
-    parallelism: int,
+    parallelism: int | None,
     refresh: bool,
     timeout: float,
 ) -> Row:
@@ -508,7 +516,7 @@ def run_shape(
         limiter=limiter,
         cap=cap,
         max_qps=cap,
-        parallelism=parallelism,
+        parallelism=resolved(parallelism, cap),
         changes=expected,
         busiest_calls=busiest,
         wall_s=wall,
@@ -675,7 +683,9 @@ def first_error(stdout: str) -> str:
     return f"{len(failed)} failed, e.g. {next(iter(failed.values()))[:160]}" if failed else ""
 
 
-def run_faults(api: Api, parallelism: int, max_runs: int, seed: int, timeout: float) -> FaultReport:
+def run_faults(
+    api: Api, parallelism: int | None, max_runs: int, seed: int, timeout: float
+) -> FaultReport:
     """Apply 100 creates again and again against one heavily failing emulator."""
     report = FaultReport(api.name, FAULT_RECORDS, FAULT_RATE, list(api.fault_kinds))
     tasks = bench_tasks(FAULT_RECORDS)
@@ -906,7 +916,8 @@ def scenarios(args: argparse.Namespace, api: Api) -> tuple[list[Row], dict[str, 
         without = next(
             r
             for r in rows
-            if (r.cap, r.limiter, r.shape, r.parallelism) == (cap, limiter, "creates", parallelism)
+            if (r.cap, r.limiter, r.shape, r.parallelism)
+            == (cap, limiter, "creates", resolved(parallelism, cap))
         )
         with_refresh = run_shape(api, "creates", n, cap, limiter, parallelism, True, timeout)
         rows.append(with_refresh)
@@ -925,7 +936,7 @@ def scenarios(args: argparse.Namespace, api: Api) -> tuple[list[Row], dict[str, 
         refresh = {
             "api": api.name,
             "cap": cap,
-            "parallelism": parallelism,
+            "parallelism": resolved(parallelism, cap),
             "extra_calls": sum(with_refresh.calls.values()) - sum(without.calls.values()),
             "extra_calls_by_api": extra,
             "extra_wall_s": with_refresh.wall_s - without.wall_s,
@@ -975,9 +986,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--parallelism",
-        type=lambda s: [int(x) for x in s.split(",")],
-        default=[8],
-        help="values of dingsync --parallelism to try, comma-separated (8, its default)",
+        type=lambda s: [None if x == "default" else int(x) for x in s.split(",")],
+        default=[None],
+        help="values of dingsync --parallelism to try, comma-separated; 'default' (the "
+        "default) leaves dingsync its own, which follows the cap",
     )
     parser.add_argument(
         "--repeat",

@@ -6,6 +6,7 @@ swaps DingTalk for the built-in emulator with dummy credentials and its own stat
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -32,6 +33,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_ENDPOINT = "https://oapi.dingtalk.com"
 DEFAULT_QPS = 20.0  # DingTalk's documented limit per app and API
+# Calls in flight = rate x latency: a plan keeps two APIs busy at once (creates beside
+# completions, a replace's create and delete), and a call to DingTalk from a runner far away
+# can take 200 ms. So 0.4 changes at once per call a second of --max-qps.
+_IN_FLIGHT_PER_QPS = 2 * 0.2
+_PARALLELISM = (8, 64)  # the default's floor, and its ceiling: --parallelism's most
+
+
+def parallelism_for(max_qps: float) -> int:
+    """``apply``'s default ``--parallelism``: enough changes at once to keep up with
+    ``max_qps`` (8 with no limit, and at DingTalk's 20/s)."""
+    least, most = _PARALLELISM
+    if max_qps <= 0:
+        return least
+    return max(least, min(most, math.ceil(max_qps * _IN_FLIGHT_PER_QPS)))
+
+
 SANDBOX_KEY = "dingsync-sandbox-key"
 SANDBOX_SECRET = "dingsync-sandbox-secret"
 
