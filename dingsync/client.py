@@ -12,7 +12,6 @@ redacted from every log line and exception text, and ``repr`` shows only the end
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import random
 import re
@@ -23,22 +22,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
-from datetime import timedelta
 from datetime import timezone
 from typing import Any
 from urllib.parse import urlencode
-from urllib.parse import urlsplit
-from urllib.parse import urlunsplit
 
 import requests
 
+from dingsync.chinatime import CHINA
+from dingsync.endpoint import check_endpoint
 from dingsync.errors import ApiError
 from dingsync.errors import AuthError
 from dingsync.errors import CredentialsError
 from dingsync.errors import DailyLimitError
 from dingsync.errors import DingsyncError
 from dingsync.errors import DuplicateError
-from dingsync.errors import EndpointError
 from dingsync.errors import InvalidParameterError
 from dingsync.errors import InvalidUserError
 from dingsync.errors import IpBlockedError
@@ -52,6 +49,7 @@ from dingsync.errors import UnknownMethodError
 from dingsync.model import Content
 from dingsync.model import RemoteRecord
 from dingsync.model import Status
+from dingsync.redaction import redact as _redact
 from dingsync.transport import RESENDABLE
 from dingsync.transport import HttpClient
 from dingsync.transport import Retryable as _Retryable
@@ -60,9 +58,6 @@ from dingsync.transport import elapsed_ms as _ms
 from dingsync.transport import full_jitter
 from dingsync.transport import is_ip_block as _is_ip_block
 from dingsync.transport import nothing_sent as _nothing_sent
-from dingsync.transport import redact as _redact
-
-DEFAULT_ENDPOINT = "https://oapi.dingtalk.com"
 
 GETTOKEN = "gettoken"
 ADD = "workrecord/add"
@@ -108,7 +103,6 @@ _LIMIT_END = re.compile(r"(?:限制|处罚)将在\s*(\d{4}-\d{2}-\d{2}\s+\d{2}:\
 _LIMIT_WINDOW = re.compile(
     r"从\s*(\d{4}-\d{2}-\d{2}\s+\d{2}:\d{2}:\d{2})\s*到\s*(\d{4}-\d{2}-\d{2}\s+\d{2}:\d{2}:\d{2})"
 )
-_BEIJING = timezone(timedelta(hours=8))
 RATE_LIMIT_MIN_WAIT = 1.0  # the limit window is one second; DingTalk advises waiting 1 s (§8.1)
 RATE_LIMIT_MAX_WAIT = 60.0  # the longest documented window (per minute, 90005/90006)
 IP_BLOCK_SECONDS = 300.0  # an IP block lasts five minutes (§8.4)
@@ -120,47 +114,6 @@ CREDENTIALS_HINT = (
     "set them to the app's Client ID（原 AppKey）and Client Secret（原 AppSecret）from "
     "开发者后台 → 应用开发 → 企业内部应用 → the app → 凭证与基础信息"
 )
-_LOOPBACK_NAMES = frozenset({"localhost"})
-
-
-def check_endpoint(url: str) -> str:
-    """Normalise an endpoint URL; refuse anything but https, or plain http to loopback.
-
-    Returns ``scheme://host[:port][/path]`` without a trailing slash.
-    """
-    text = url.strip()
-    parts = urlsplit(text)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
-        raise EndpointError(
-            f"endpoint {_redact(text)!r} is not an http(s) URL (for example {DEFAULT_ENDPOINT})"
-        )
-    if parts.username is not None or parts.password is not None:
-        raise EndpointError("the endpoint URL must not carry a user name or password")
-    if parts.query or parts.fragment:
-        raise EndpointError(f"endpoint {_redact(text)!r} must not have a query or fragment")
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise EndpointError(f"endpoint {_redact(text)!r}: {exc}") from None
-    host = parts.hostname
-    if scheme == "http" and not _is_loopback(host):
-        raise EndpointError(
-            f"plain http is accepted only for loopback hosts (127.0.0.1, ::1, localhost), "
-            f"not {host}: use https://"
-        )
-    shown_host = f"[{host}]" if ":" in host else host
-    netloc = f"{shown_host}:{port}" if port is not None else shown_host
-    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), "", ""))
-
-
-def _is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def rate_limit_wait(message: str, now: datetime) -> float:
@@ -184,7 +137,7 @@ def rate_limit_wait(message: str, now: datetime) -> float:
 
 def _beijing(stamp: str) -> datetime:
     text = " ".join(stamp.split())
-    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=_BEIJING)
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA)
 
 
 def _truthy(value: object) -> bool:

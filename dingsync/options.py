@@ -20,6 +20,9 @@ from typing import TypeVar
 
 import click
 
+from dingsync.endpoint import DEFAULT_ENDPOINT
+from dingsync.endpoint import SANDBOX_KEY
+from dingsync.endpoint import SANDBOX_SECRET
 from dingsync.errors import CredentialsError
 from dingsync.terminal import err
 from dingsync.terminal import redact
@@ -31,7 +34,6 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DEFAULT_ENDPOINT = "https://oapi.dingtalk.com"
 DEFAULT_QPS = 20.0  # DingTalk's documented limit per app and API
 # Calls in flight = rate x latency: a plan keeps two APIs busy at once (creates beside
 # completions, a replace's create and delete), and a call to DingTalk from a runner far away
@@ -47,10 +49,6 @@ def parallelism_for(max_qps: float) -> int:
     if max_qps <= 0:
         return least
     return max(least, min(most, math.ceil(max_qps * _IN_FLIGHT_PER_QPS)))
-
-
-SANDBOX_KEY = "dingsync-sandbox-key"
-SANDBOX_SECRET = "dingsync-sandbox-secret"
 
 
 def file_options(func: F) -> F:
@@ -171,7 +169,7 @@ class Connection(NamedTuple):
 
     def remote(self) -> Remote:
         """The DingTalk this connection reaches, as a state file records it."""
-        from dingsync.client import check_endpoint
+        from dingsync.endpoint import check_endpoint
         from dingsync.model import SANDBOX_ENDPOINT
         from dingsync.model import Remote
         from dingsync.model import app_key_fingerprint
@@ -206,7 +204,7 @@ def open_backend(
 ) -> Iterator[Backend]:
     """The backend of ``api``: the real endpoint with env credentials, or a sandbox
     emulator (which serves both APIs)."""
-    from dingsync.client import check_endpoint
+    from dingsync.endpoint import check_endpoint
 
     log = (lambda line: err(redact(line))) if verbose else None
     if sandbox:

@@ -34,9 +34,9 @@ from urllib.parse import urlencode
 
 import requests
 
-from dingsync.client import DEFAULT_ENDPOINT as DEFAULT_TOPAPI_ENDPOINT
 from dingsync.client import IP_BLOCK_SECONDS
-from dingsync.client import check_endpoint
+from dingsync.endpoint import DEFAULT_ENDPOINT as DEFAULT_TOPAPI_ENDPOINT
+from dingsync.endpoint import check_endpoint
 from dingsync.errors import ApiError
 from dingsync.errors import AuthError
 from dingsync.errors import CredentialsError
@@ -45,6 +45,7 @@ from dingsync.errors import InvalidParameterError
 from dingsync.errors import InvalidUserError
 from dingsync.errors import IpBlockedError
 from dingsync.errors import TransportError
+from dingsync.redaction import redact
 from dingsync.todo_answers import ACCESS_TOKEN
 from dingsync.todo_answers import API_NAMES
 from dingsync.todo_answers import BAD_CREDENTIALS
@@ -75,7 +76,6 @@ from dingsync.transport import elapsed_ms
 from dingsync.transport import full_jitter
 from dingsync.transport import is_ip_block
 from dingsync.transport import nothing_sent
-from dingsync.transport import redact
 
 # The result types and every API name belong to this module's public face.
 __all__ = [

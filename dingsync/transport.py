@@ -1,15 +1,14 @@
-"""HTTP pieces both DingTalk clients share: redaction, retry signals, backoff, the session.
+"""HTTP pieces both DingTalk clients share: retry signals, backoff, the session.
 
 ``dingsync.client`` (legacy ``topapi/workrecord``) and ``dingsync.todo_client`` (the v1.0
 to-do API) speak different envelopes but fail over the same transport in the same ways, so
-the classification of a failed request (was anything sent?), the redaction of secrets from
-text and the pooled session live here, once.
+the classification of a failed request (was anything sent?) and the pooled session live
+here, once.
 """
 
 from __future__ import annotations
 
 import random
-import re
 import ssl
 import threading
 import time
@@ -25,25 +24,9 @@ from urllib3.exceptions import MaxRetryError
 from dingsync import __version__
 from dingsync.errors import DingsyncError
 from dingsync.ratelimit import RateLimiter
-
-_SECRET_QUERY = re.compile(r"((?:access_token|appsecret|appkey)=)[^&\s'\"#)\]]*", re.IGNORECASE)
-MIN_SCRUB_LENGTH = 6  # shorter literals would mangle ordinary text when scrubbed
+from dingsync.redaction import scrub
 
 _E = TypeVar("_E", bound=BaseException)
-
-
-def redact(text: str) -> str:
-    """Replace the values of ``access_token=``, ``appsecret=`` and ``appkey=`` with ``***``."""
-    return _SECRET_QUERY.sub(r"\1***", text)
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Redact secret query values, then any literal secret or token still present."""
-    text = redact(text)
-    for secret in secrets:
-        if len(secret) >= MIN_SCRUB_LENGTH:
-            text = text.replace(secret, "***")
-    return text
 
 
 def annotate(exc: _E, note: str) -> _E:

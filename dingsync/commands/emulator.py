@@ -6,9 +6,9 @@ import os
 
 import click
 
+from dingsync.endpoint import SANDBOX_KEY
+from dingsync.endpoint import SANDBOX_SECRET
 from dingsync.errors import ExitCode
-from dingsync.options import SANDBOX_KEY
-from dingsync.options import SANDBOX_SECRET
 
 
 @click.command()

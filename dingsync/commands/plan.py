@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
+from dingsync.endpoint import DEFAULT_ENDPOINT
 from dingsync.errors import DingsyncError
 from dingsync.errors import ExitCode
-from dingsync.options import DEFAULT_ENDPOINT
 from dingsync.options import DEFAULT_QPS
 from dingsync.options import Connection
 from dingsync.options import announce_new_state

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from dataclasses import field
 
 from dingsync.emulator.directory import check_union_ids
+from dingsync.endpoint import SANDBOX_KEY
+from dingsync.endpoint import SANDBOX_SECRET
 
 # How the per-API limit may count calls (see dingsync.emulator.limits).
 LIMITER_KINDS: tuple[str, ...] = ("bucket", "sliding")
 
-DEFAULT_APPKEY = "dingsync-sandbox-key"
-DEFAULT_APPSECRET = "dingsync-sandbox-secret"
+# The app every emulator knows unless told others: the sandbox's.
+DEFAULT_APPKEY = SANDBOX_KEY
+DEFAULT_APPSECRET = SANDBOX_SECRET
 
 # The faults a client must survive (SPEC.md "Emulator"): drawn from by default.
 DEFAULT_FAULT_KINDS: tuple[str, ...] = ("http500", "errcode-1", "reset", "lost_ack")

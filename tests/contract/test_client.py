@@ -19,9 +19,9 @@ from dingsync.client import GET
 from dingsync.client import LIST
 from dingsync.client import UPDATE
 from dingsync.client import DingTalkClient
-from dingsync.client import check_endpoint
 from dingsync.client import rate_limit_wait
 from dingsync.emulator import Emulator
+from dingsync.endpoint import check_endpoint
 from dingsync.errors import ApiError
 from dingsync.errors import AuthError
 from dingsync.errors import CredentialsError
