@@ -537,11 +537,6 @@ def state_pieces(state: State, serial: int | None = None) -> Iterator[str]:
     yield "\n"
 
 
-def serialize(state: State, serial: int | None = None) -> bytes:
-    """The bytes of the state file for ``state`` (at ``serial``, default its own)."""
-    return "".join(state_pieces(state, serial)).encode("utf-8")
-
-
 def _utf8_batches(pieces: Iterable[str], size: int = 1 << 20) -> Iterator[bytes]:
     """``pieces`` encoded as UTF-8, gathered into batches of about ``size`` characters."""
     batch: list[str] = []
