@@ -174,11 +174,6 @@ class TodoClient(HttpClient):
         """The base URL of the v1.0 calls."""
         return self._v1_base
 
-    @property
-    def topapi_endpoint(self) -> str:
-        """The base URL of ``topapi/v2/user/get``."""
-        return self._topapi_base
-
     # -- identity (§3) ----------------------------------------------------------------------
 
     def union_id(self, userid: str) -> str:
