@@ -350,7 +350,8 @@ class DingTalkClient(HttpClient):
                     ) from None
                 delay = failure.min_wait + self._backoff(retries)
                 retries += 1
-                self._log(f"retry {retries}/{limit} of {api} in {delay:.2f} s: {failure.error}")
+                answer = failure.error.answer
+                self._log(f"retry {retries}/{limit} of {api} in {delay:.2f} s: {answer}")
                 self._sleep(delay)
 
     def _backoff(self, retry: int) -> float:

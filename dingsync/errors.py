@@ -29,6 +29,12 @@ class DingsyncError(Exception):
     exit_code: int = ExitCode.ERROR
     fatal: bool = False
 
+    @property
+    def answer(self) -> str:
+        """What happened, without the advice a final failure gives: a retry's log line
+        must not tell the user to run again while dingsync is still retrying."""
+        return str(self)
+
 
 class Problem(NamedTuple):
     """One validation problem, located in the task file."""
@@ -93,8 +99,13 @@ class ApiError(DingsyncError):
         self.request_id = request_id
         self.reason = sub_code if (errcode == 88 and sub_code) else str(errcode)
         shown = f"{errcode}/{sub_code}" if sub_code else str(errcode)
+        self._answer = f"{api}: DingTalk error {shown}: {errmsg}"
         hint = f" ({self.hint})" if self.hint else ""
-        super().__init__(f"{api}: DingTalk error {shown}: {errmsg}{hint}")
+        super().__init__(f"{self._answer}{hint}")
+
+    @property
+    def answer(self) -> str:
+        return self._answer
 
     # What the user can do about it, in one clause; added to the message.
     hint: str = ""

@@ -475,7 +475,8 @@ class TodoClient(HttpClient):
                     self._rng, self._backoff_base, self._backoff_cap, retries
                 )
                 retries += 1
-                self._log(f"retry {retries}/{limit} of {api} in {delay:.2f} s: {failure.error}")
+                answer = failure.error.answer
+                self._log(f"retry {retries}/{limit} of {api} in {delay:.2f} s: {answer}")
                 self._sleep(delay)
 
     def _attempt(
