@@ -64,9 +64,13 @@ def state_show(
         out_json(document("state-show", address=address, record=data))
     else:
         out(address)
-        width = max(len(k) for k in data)
-        for name in sorted(data):
-            value = data[name]
+        shown = dict(data)
+        if st.remote is not None and st.remote.api == "todo":
+            # The state keeps either API's key as biz_id; a v1.0 user knows it as sourceId.
+            shown["source_id"] = shown.pop("biz_id", "")
+        width = max(len(k) for k in shown)
+        for name in sorted(shown):
+            value = shown[name]
             text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
             out(f"  {name:<{width}}  {text}")
     return ExitCode.OK

@@ -7,6 +7,7 @@ the suites parametrized by the ``api`` fixture.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tests.e2e.conftest import dingsync
@@ -62,6 +63,19 @@ def test_a_todo_file_is_valid(workdir):
     run = dingsync("validate", "--json")
     assert run.code == 0, run.err
     assert run.json()["records"] == 3
+
+
+def test_state_show_names_the_key_as_v1_calls_it(workdir, emulator):
+    made = applied(workdir)
+    run = dingsync("state", "show", "nda@alice01")
+    assert run.code == 0, run.err
+    source_id = todos(emulator)[made["nda@alice01"]]["sourceId"]
+    assert re.search(rf"^  source_id +{source_id}$", run.out, re.MULTILINE), run.out
+    assert "biz_id" not in run.out
+    # The JSON document keeps the state's field names, for either API.
+    assert (
+        dingsync("state", "show", "nda@alice01", "--json").json()["record"]["biz_id"] == source_id
+    )
 
 
 def test_apply_creates_one_todo_per_assignee_as_the_creator(workdir, emulator):
