@@ -53,7 +53,7 @@ def drift_run_document(
         lookup_fell_back=fell_back,
         unsettled=unsettled,
         refused=refusal,
-        api_calls={"total": sum(counts.values()), "by_api": counts},
+        api_calls=_calls(counts),
     )
 
 
@@ -231,10 +231,18 @@ def change_to_dict(change: Change) -> dict[str, Any]:
 
 
 def plan_document(
-    plan: Plan, task_file: TaskFile, state_path: str, lineage: str | None, serial: int
+    plan: Plan,
+    task_file: TaskFile,
+    state_path: str,
+    lineage: str | None,
+    serial: int,
+    counts: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The plan as JSON: printed by ``plan --json`` and saved by ``plan --out``."""
+    """The plan as JSON: printed by ``plan --json`` and saved by ``plan --out``.
+    ``counts``: the calls of ``plan --refresh``, which alone makes any."""
+    calls = {} if counts is None else {"api_calls": _calls(counts)}
     return {
+        **calls,
         "format_version": JSON_FORMAT_VERSION,
         "kind": "plan",
         "dingsync_version": __version__,
@@ -378,9 +386,13 @@ def apply_document(
         "drift": drift_document(report) if report else None,
         "lookup": lookup,
         "lookup_fell_back": fell_back,
-        "api_calls": {"total": sum(counts.values()), "by_api": counts},
+        "api_calls": _calls(counts),
         "state": state,
     }
+
+
+def _calls(counts: dict[str, int]) -> dict[str, Any]:
+    return {"total": sum(counts.values()), "by_api": counts}
 
 
 def calls_text(counts: dict[str, int]) -> str:

@@ -64,6 +64,7 @@ def plan(
     """Show what apply would do; offline (no credentials, no network) unless --refresh."""
     from dingsync.chinatime import today as china_today
     from dingsync.planner import make_plan
+    from dingsync.render import calls_text
     from dingsync.render import drift_markdown
     from dingsync.render import drift_text
     from dingsync.render import plan_document
@@ -86,6 +87,7 @@ def plan(
 
     check_api(path, state, tf.api)
     report = None
+    counts: dict[str, int] | None = None
     if refresh:
         from dingsync.session import check_remote
         from dingsync.terminal import TerminalReporter
@@ -96,6 +98,7 @@ def plan(
         reporter = TerminalReporter(quiet=fmt != "text")
         with connection.open() as backend:
             the_plan, refreshed = plan_with_refresh(tf, state, backend, reporter, lookup)
+            counts = dict(backend.call_counts)
         report = refreshed.report
         if refreshed.refusal:
             the_plan = the_plan._replace(notes=(*the_plan.notes, refreshed.refusal))
@@ -104,7 +107,7 @@ def plan(
     if out_path or fmt == "json":
         # A state that does not exist yet has no lineage: its first apply will create one.
         lineage = state.lineage if existed else None
-        document = plan_document(the_plan, tf, str(path), lineage, state.serial)
+        document = plan_document(the_plan, tf, str(path), lineage, state.serial, counts)
         if out_path:
             save_plan(Path(out_path), to_json(document) + "\n")
         if fmt == "json":
@@ -115,6 +118,8 @@ def plan(
         if report is not None:
             out(drift_text(report, style) + "\n")
         out(plan_text(the_plan, style))
+        if counts is not None:
+            out(calls_text(counts))
         if out_path:
             out(f"Saved the plan to {out_path}; apply it with: dingsync apply {out_path}")
     append_step_summary(lambda: plan_markdown(the_plan, tf))

@@ -194,6 +194,15 @@ def test_plan_with_create_replace_and_complete(applied, workdir, api):
     assert check("plan", as_format) == doc
 
 
+def test_plan_with_refresh_counts_its_calls(applied):
+    assert "api_calls" not in check("plan", json_of("plan", "--json"))
+    doc = check("plan", json_of("plan", "--refresh", "--json"))
+    assert doc["api_calls"]["total"] == sum(doc["api_calls"]["by_api"].values()) > 0
+    text = dingsync("plan", "--refresh")
+    assert text.code == 0, text.err
+    assert text.out.splitlines()[-1].startswith("API calls: ")
+
+
 def test_plan_completing_a_task_marked_done(applied, workdir, api):
     write_tasks(workdir / "tasks.yaml", ONBOARDING + "        status: done\n", api)
     doc = check("plan", json_of("plan", "--json"))
