@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from dingsync.errors import DingsyncError
 from dingsync.errors import DuplicateError
 from dingsync.errors import InvalidUserError
 from dingsync.errors import TaskExistsError
+from dingsync.model import FIELDS_BY_NAME
 from dingsync.model import Content
 from dingsync.model import DesiredRecord
 from dingsync.model import PendingCreate
@@ -132,18 +134,7 @@ class TodoBackend:
         content = pending.content
         creator = self._creator(content)
         executor = self.union_id(pending.userid)
-        return self.client.create(
-            creator,
-            subject=content.title,
-            app_url=content.url,
-            source_id=pending.biz_id,
-            pc_url=content.pc_url,
-            description=content.description,
-            due_time_ms=content.due_time,
-            priority=content.priority,
-            executor_ids=[executor],
-            ding=content.ding,
-        )
+        return self.client.create(creator, pending.biz_id, _create_fields(content), [executor])
 
     def _creator(self, content: Content) -> str:
         try:
@@ -153,25 +144,25 @@ class TodoBackend:
 
     def complete(self, record: StateRecord) -> bool:
         creator = self.union_id(creator_of(record.content))
-        return self.client.update(creator, record.record_id, done=True)
+        return self.client.update(creator, record.record_id, {"done": True})
 
     def cancel(self, pending: PendingCreate) -> None:
         creator = self.union_id(creator_of(pending.content))
         task = self.client.get_by_source_id(creator, pending.biz_id)
         if task is not None and not task.done:
-            self.client.update(creator, task.task_id, done=True)
+            self.client.update(creator, task.task_id, {"done": True})
 
     def update(self, record: StateRecord, content: Content) -> bool:
         creator = self.union_id(creator_of(record.content))
         changes = _in_place_changes(record.content, content)
         if not changes:
             return True  # a field DingTalk cannot clear was cleared in the file (README)
-        return self.client.update(creator, record.record_id, **changes)
+        return self.client.update(creator, record.record_id, changes)
 
     def reopen(self, record: StateRecord, content: Content) -> bool:
         creator = self.union_id(creator_of(record.content))
         changes = _in_place_changes(record.content, content)
-        return self.client.update(creator, record.record_id, done=False, **changes)
+        return self.client.update(creator, record.record_id, {"done": False, **changes})
 
     def delete(self, record: StateRecord) -> bool:
         creator = self.union_id(creator_of(record.content))
@@ -369,19 +360,52 @@ def _again(error: InvalidUserError) -> InvalidUserError:
     return again
 
 
+def _ding(on: bool) -> dict[str, str]:
+    return {"dingNotify": "1" if on else "0"}
+
+
+# The v1.0 wire mapping (docs/dingtalk-todo.md §5.2, §7.3): a content field's name in a
+# create or update body, and how its value is written there. url and pc_url travel together
+# as detailUrl; creator_userid is the unionId a call is made as, not a field of the body.
+_WIRE: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "title": ("subject", str),
+    "description": ("description", str),
+    "due_time": ("dueTime", int),
+    "priority": ("priority", int),
+    "ding": ("notifyConfigs", _ding),
+}
+_IN_PLACE = sorted(capabilities_of("todo").in_place)
+
+
+def _create_fields(content: Content) -> dict[str, Any]:
+    """The body of a create, apart from the sourceId and who creates it for whom."""
+    fields = {
+        wire: write(value)
+        for name, (wire, write) in _WIRE.items()
+        if (value := getattr(content, name)) is not None
+    }
+    # pcUrl defaults to the app URL (§5.2); both are sent so that the list shows it (§5.3).
+    fields["detailUrl"] = {"appUrl": content.url, "pcUrl": content.pc_url or content.url}
+    return fields
+
+
 def _in_place_changes(before: Content, after: Content) -> dict[str, Any]:
-    """The update fields for what changed among title, description and due time.
+    """The update fields for what changed among those v1.0 edits in place.
 
     Only what changed is sent (§7.3 leaves partial updates likely, not sure). A cleared
-    description is sent empty; a cleared due time cannot be sent and is left as it is.
+    text is sent empty; any other cleared value (a due time) cannot be sent and is left as
+    it is.
     """
     changes: dict[str, Any] = {}
-    if after.title != before.title:
-        changes["subject"] = after.title
-    if after.description != before.description:
-        changes["description"] = after.description or ""
-    if after.due_time != before.due_time and after.due_time is not None:
-        changes["due_time_ms"] = after.due_time
+    for name in _IN_PLACE:
+        value = getattr(after, name)
+        if value == getattr(before, name):
+            continue
+        wire, write = _WIRE[name]
+        if value is not None:
+            changes[wire] = write(value)
+        elif FIELDS_BY_NAME[name].kind == "text":
+            changes[wire] = ""
     return changes
 
 

@@ -206,47 +206,27 @@ class TodoClient(HttpClient):
     def create(
         self,
         union_id: str,
-        *,
-        subject: str,
-        app_url: str,
         source_id: str,
-        pc_url: str | None = None,
-        description: str | None = None,
-        due_time_ms: int | None = None,
-        priority: int | None = None,
+        fields: Mapping[str, Any],
         executor_ids: Sequence[str] = (),
-        only_show_executor: bool | None = None,
-        ding: bool | None = None,
     ) -> str:
         """Create a to-do as ``union_id`` and return its taskId (§5).
 
-        Re-sent only after a definite refusal (rate limit, lock, flow control, a refused
-        token, a connection never made), always with the same ``sourceId``. When it may
-        have landed without an answer, ``TransportError(maybe_committed=True)`` is raised
-        and the caller settles it by ``source_id`` (§5.9). A used ``sourceId`` raises
-        ``TaskExistsError``.
+        ``fields`` is the to-do's part of the body, named as the v1.0 API names it
+        (``subject`` and ``detailUrl`` at least, §5.2): ``dingsync.todo_backend`` maps a
+        to-do's content onto it. Re-sent only after a definite refusal (rate limit, lock,
+        flow control, a refused token, a connection never made), always with the same
+        ``sourceId``. When it may have landed without an answer,
+        ``TransportError(maybe_committed=True)`` is raised and the caller settles it by
+        ``source_id`` (§5.9). A used ``sourceId`` raises ``TaskExistsError``.
         """
         if not source_id:
             raise ValueError("a create needs a sourceId: it is what settles a lost answer")
-        body: dict[str, Any] = {
-            "subject": subject,
-            "sourceId": source_id,
-            "creatorId": union_id,
-            # pcUrl defaults to the app URL (§5.2); both are sent so the list sees it (§5.3).
-            "detailUrl": {"appUrl": app_url, "pcUrl": pc_url or app_url},
-        }
-        if description is not None:
-            body["description"] = description
-        if due_time_ms is not None:
-            body["dueTime"] = int(due_time_ms)
-        if priority is not None:
-            body["priority"] = int(priority)
+        if "subject" not in fields or "detailUrl" not in fields:
+            raise ValueError("a create needs a subject and a detailUrl (§5.2)")
+        body: dict[str, Any] = {**fields, "sourceId": source_id, "creatorId": union_id}
         if executor_ids:
             body["executorIds"] = list(executor_ids)
-        if only_show_executor is not None:
-            body["isOnlyShowExecutor"] = only_show_executor
-        if ding is not None:
-            body["notifyConfigs"] = {"dingNotify": "1" if ding else "0"}
         payload = self._v1(CREATE, "POST", _tasks(union_id), body, union_id, resend_safe=False)
         task_id = payload.get("id")
         if not isinstance(task_id, str) or not task_id:
@@ -275,34 +255,15 @@ class TodoClient(HttpClient):
             return None
         return task_of(GET_BY_SOURCE, payload)
 
-    def update(
-        self,
-        union_id: str,
-        task_id: str,
-        *,
-        subject: str | None = None,
-        description: str | None = None,
-        due_time_ms: int | None = None,
-        done: bool | None = None,
-        executor_ids: Sequence[str] | None = None,
-    ) -> bool:
-        """Change only the given fields (§7.3); ``done`` completes or reopens (§7.4).
+    def update(self, union_id: str, task_id: str, fields: Mapping[str, Any]) -> bool:
+        """Change only ``fields`` (§7.3), named as the v1.0 API names them; ``done``
+        completes or reopens (§7.4).
 
         Returns False when the to-do does not exist. Idempotent, so retried like a read.
         """
-        body: dict[str, Any] = {}
-        if subject is not None:
-            body["subject"] = subject
-        if description is not None:
-            body["description"] = description
-        if due_time_ms is not None:
-            body["dueTime"] = int(due_time_ms)
-        if done is not None:
-            body["done"] = done
-        if executor_ids is not None:
-            body["executorIds"] = list(executor_ids)
-        if not body:
+        if not fields:
             raise ValueError("an update needs at least one field to change")
+        body = dict(fields)
         path = f"{_tasks(union_id)}/{_seg(task_id)}"
         try:
             payload = self._v1(UPDATE, "PUT", path, body, union_id)

@@ -10,6 +10,7 @@ import re
 import socket
 import threading
 from collections.abc import Iterator
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from typing import Any
@@ -50,11 +51,21 @@ DUE = 1_796_140_799_000  # 2026-12-01 23:59:59 in China, in ms
 NOW = 1_796_090_400.25  # 2026-12-01 10:00:00.25 in China
 
 
-def new_todo(client: TodoClient, creator: str, n: int, **fields: Any) -> str:
-    """Create to-do number ``n`` (its own subject and sourceId); return its taskId."""
-    options: dict[str, Any] = {"subject": f"待办 {n}", "app_url": URL, "source_id": f"src-{n}"}
-    options.update(fields)
-    return client.create(creator, **options)
+def new_todo(
+    client: TodoClient,
+    creator: str,
+    n: int,
+    source_id: str | None = None,
+    executor_ids: Sequence[str] = (),
+    **fields: Any,
+) -> str:
+    """Create to-do number ``n`` (its own subject and sourceId); return its taskId.
+    ``fields`` go into the body as named (``dueTime``, ``priority``...)."""
+    body: dict[str, Any] = {"subject": f"待办 {n}", "detailUrl": {"appUrl": URL, "pcUrl": URL}}
+    body.update(fields)
+    return client.create(
+        creator, f"src-{n}" if source_id is None else source_id, body, executor_ids
+    )
 
 
 @pytest.fixture
@@ -193,16 +204,17 @@ def test_create_sends_every_field_by_its_wire_name(
     alice = emu.union_id("alice01")
     task_id = client.create(
         creator,
-        subject="领取笔记本电脑",
-        description="到三楼 IT 服务台领取并签收",
-        app_url=URL,
-        pc_url=URL + "?pc=1",
-        source_id="dingsync-onboarding:laptop@alice01:1",
-        due_time_ms=DUE,
-        priority=30,
-        executor_ids=[alice],
-        only_show_executor=True,
-        ding=True,
+        "dingsync-onboarding:laptop@alice01:1",
+        {
+            "subject": "领取笔记本电脑",
+            "description": "到三楼 IT 服务台领取并签收",
+            "detailUrl": {"appUrl": URL, "pcUrl": URL + "?pc=1"},
+            "dueTime": DUE,
+            "priority": 30,
+            "isOnlyShowExecutor": True,
+            "notifyConfigs": {"dingNotify": "1"},
+        },
+        [alice],
     )
     [stored] = emu.todos()
     assert stored["id"] == task_id
@@ -240,7 +252,7 @@ def test_get_and_get_by_source_id_read_what_is_stored(
     emu: Emulator, client: TodoClient, creator: str
 ) -> None:
     alice = emu.union_id("alice01")
-    task_id = new_todo(client, creator, 1, executor_ids=[alice], due_time_ms=DUE, priority=40)
+    task_id = new_todo(client, creator, 1, executor_ids=[alice], dueTime=DUE, priority=40)
     [stored] = emu.todos()
 
     task = client.get(creator, task_id)
@@ -270,28 +282,28 @@ def test_source_id_with_path_characters_is_looked_up_encoded(
 def test_update_changes_only_what_it_is_given(
     emu: Emulator, client: TodoClient, creator: str
 ) -> None:
-    task_id = new_todo(client, creator, 1, description="说明", due_time_ms=DUE)
-    assert client.update(creator, task_id, subject="新标题") is True
+    task_id = new_todo(client, creator, 1, description="说明", dueTime=DUE)
+    assert client.update(creator, task_id, {"subject": "新标题"}) is True
     [stored] = emu.todos()
     assert stored["subject"] == "新标题"
     assert stored["description"] == "说明" and stored["dueTime"] == DUE
-    assert client.update(creator, task_id, description="新说明", due_time_ms=DUE + 1) is True
+    assert client.update(creator, task_id, {"description": "新说明", "dueTime": DUE + 1}) is True
     [stored] = emu.todos()
     assert (stored["subject"], stored["description"]) == ("新标题", "新说明")
     assert stored["dueTime"] == DUE + 1
     with pytest.raises(ValueError, match="at least one"):
-        client.update(creator, task_id)
+        client.update(creator, task_id, {})
 
 
 def test_done_completes_and_reopens(emu: Emulator, client: TodoClient, creator: str) -> None:
     alice = emu.union_id("alice01")
     task_id = new_todo(client, creator, 1, executor_ids=[alice])
-    assert client.update(creator, task_id, done=True) is True
+    assert client.update(creator, task_id, {"done": True}) is True
     [stored] = emu.todos()
     assert stored["done"] is True and stored["finishTime"] is not None
     task = client.get(creator, task_id)
     assert task is not None and task.done and task.finish_ms == stored["finishTime"]
-    assert client.update(creator, task_id, done=False) is True
+    assert client.update(creator, task_id, {"done": False}) is True
     [stored] = emu.todos()
     assert stored["done"] is False and stored["executorStatus"] == {alice: False}
 
@@ -303,7 +315,7 @@ def test_delete_then_everything_says_it_is_gone(
     assert client.delete(creator, task_id) is True
     assert emu.todos() == []
     assert client.delete(creator, task_id) is False
-    assert client.update(creator, task_id, done=True) is False
+    assert client.update(creator, task_id, {"done": True}) is False
     assert client.get(creator, task_id) is None
     # "task not exist" is an answer, not a failure: nothing was retried.
     assert client.call_counts[DELETE] == 2 and client.call_counts[UPDATE] == 1
@@ -366,7 +378,7 @@ def test_list_pages_lazily_through_the_creators_to_dos(
     ids = {new_todo(client, creator, n) for n in range(7)}
     new_todo(client, other, 99)  # another creator's to-do stays out
     done_id = new_todo(client, creator, 100)
-    client.update(creator, done_id, done=True)
+    client.update(creator, done_id, {"done": True})
 
     cards = client.list_created(creator, False)
     assert client.call_counts[QUERY] == 0
@@ -454,7 +466,7 @@ def test_reads_updates_and_deletes_survive_faults(
     for _ in range(3):
         assert len(list(client.list_created(creator, False))) == 4
     assert client.get(creator, ids[0]) is not None
-    assert client.update(creator, ids[1], done=True) is True  # the same values again: safe
+    assert client.update(creator, ids[1], {"done": True}) is True  # the same values again: safe
     client.delete(creator, ids[2])  # a lost answer then "task not exist": False is right
     assert sum(emu.fault_counts().values()) > 0
     emu.set_faults(rate=0.0)

@@ -43,9 +43,11 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from typing import NamedTuple
 
 from hypothesis import HealthCheck
@@ -241,17 +243,9 @@ class FakeTodoClient:
     def create(
         self,
         union_id: str,
-        *,
-        subject: str,
-        app_url: str,
         source_id: str,
-        pc_url: str | None = None,
-        description: str | None = None,
-        due_time_ms: int | None = None,
-        priority: int | None = None,
+        fields: Mapping[str, Any],
         executor_ids: Sequence[str] = (),
-        only_show_executor: bool | None = None,
-        ding: bool | None = None,
     ) -> str:
         assert source_id, "a create without a sourceId"
         assert len(executor_ids) == 1, executor_ids
@@ -274,12 +268,12 @@ class FakeTodoClient:
             task_id=f"OPJ{self.seq:024x}",
             creator_id=union_id,
             executor_id=executor_ids[0],
-            subject=subject,
-            description=description,
-            due_time_ms=due_time_ms,
-            priority=priority,
-            app_url=app_url,
-            pc_url=pc_url or app_url,
+            subject=fields["subject"],
+            description=fields.get("description"),
+            due_time_ms=fields.get("dueTime"),
+            priority=fields.get("priority"),
+            app_url=fields["detailUrl"]["appUrl"],
+            pc_url=fields["detailUrl"]["pcUrl"],
             source_id=source_id,
             created_ms=now,
             modified_ms=now,
@@ -306,19 +300,10 @@ class FakeTodoClient:
             return None
         return task.detail()
 
-    def update(
-        self,
-        union_id: str,
-        task_id: str,
-        *,
-        subject: str | None = None,
-        description: str | None = None,
-        due_time_ms: int | None = None,
-        done: bool | None = None,
-        executor_ids: Sequence[str] | None = None,
-    ) -> bool:
-        if all(v is None for v in (subject, description, due_time_ms, done, executor_ids)):
+    def update(self, union_id: str, task_id: str, fields: Mapping[str, Any]) -> bool:
+        if not fields:
             raise ValueError("an update needs at least one field to change")
+        done = fields.get("done")
         kind = "edit" if done is None else ("complete" if done else "reopen")
         strike = self._call(UPDATE, kind)
         if strike is not None and not strike.lands:
@@ -337,12 +322,9 @@ class FakeTodoClient:
                 # cannot know the assignee was first (--no-refresh: "completions by
                 # assignees may then be overridden"): the completion is dingsync's now.
                 task.assignee_done = False
-            if subject is not None:
-                task.subject = subject
-            if description is not None:
-                task.description = description
-            if due_time_ms is not None:
-                task.due_time_ms = due_time_ms
+            task.subject = fields.get("subject", task.subject)
+            task.description = fields.get("description", task.description)
+            task.due_time_ms = fields.get("dueTime", task.due_time_ms)
             if done is not None:
                 task.finish_ms = (task.finish_ms or self.clock.now_ms) if done else None
                 task.done = done
