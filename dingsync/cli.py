@@ -113,9 +113,9 @@ def _main(args: list[str]) -> int:
         for problem in exc.problems:
             err(redact(str(problem)))
         if wants_json:
-            from dingsync.commands.validate import problems_document
+            from dingsync.render import problems_document
 
-            doc = problems_document("", exc)
+            doc = problems_document("", exc.problems)
             from dingsync.wording import counted
 
             summary = f"{counted(len(exc.problems), 'problem')} in the task file"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Callable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from dingsync import __version__
 from dingsync.chinatime import CHINA
 from dingsync.diff import FieldChange
+from dingsync.errors import Problem
 from dingsync.model import TaskFile
 from dingsync.planner import ACTIONS
 from dingsync.planner import Change
@@ -35,6 +37,34 @@ JSON_FORMAT_VERSION = 1
 def document(kind: str, **fields: Any) -> dict[str, Any]:
     """A JSON document of ``kind``: what every command prints under --json."""
     return {"format_version": JSON_FORMAT_VERSION, "kind": kind, **fields}
+
+
+def validate_document(
+    task_file: str, records: int, state: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``validate --json`` of a valid file (and of the state it read, with --state)."""
+    doc = document("validate", valid=True, file=task_file, records=records, problems=[])
+    if state is not None:
+        doc["state"] = state
+    return doc
+
+
+def problems_document(task_file: str, problems: Iterable[Problem]) -> dict[str, Any]:
+    """``validate --json`` of a file with problems; every command's error document lists
+    them the same way."""
+    listed = [
+        {"file": p.file, "line": p.line, "column": p.column, "path": p.path, "message": p.message}
+        for p in problems
+    ]
+    return document("validate", valid=False, file=task_file, problems=listed)
+
+
+def import_document(address: str, record: dict[str, Any], differences: list[str]) -> dict[str, Any]:
+    return document("import", address=address, record=record, differences=differences)
+
+
+def unlock_document(path: str, holder: dict[str, Any]) -> dict[str, Any]:
+    return document("force-unlock", path=path, holder=holder)
 
 
 def drift_run_document(

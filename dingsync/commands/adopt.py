@@ -48,15 +48,9 @@ def import_(
         run.bind()
         record, differences = import_record(run.ledger, run.backend, tf, address, record_id)
     if as_json:
-        out_json(
-            {
-                "format_version": 1,
-                "kind": "import",
-                "address": address,
-                "record": record.to_dict(),
-                "differences": differences,
-            }
-        )
+        from dingsync.render import import_document
+
+        out_json(import_document(address, record.to_dict(), differences))
     else:
         out(f"Imported {record_id} as {address} ({record.status}).")
         for difference in differences:

@@ -58,7 +58,9 @@ def force_unlock(
             return ExitCode.ERROR
     StateLock.force_remove(path)
     if as_json:
-        out_json({"format_version": 1, "kind": "force-unlock", "path": str(path), "holder": info})
+        from dingsync.render import unlock_document
+
+        out_json(unlock_document(str(path), info))
     else:
         out(f"Removed the lock of {path}.")
     return ExitCode.OK

@@ -33,7 +33,9 @@ def validate(task_file: str, state_path: str | None, as_json: bool, verbose: boo
         tf = load_tasks(task_file)
     except ConfigError as exc:
         if as_json:
-            out_json(problems_document(task_file, exc))
+            from dingsync.render import problems_document
+
+            out_json(problems_document(task_file, exc.problems))
             return ExitCode.ERROR
         raise
     if loaded is not None:
@@ -41,17 +43,9 @@ def validate(task_file: str, state_path: str | None, as_json: bool, verbose: boo
 
         check_api(Path(loaded[1]["path"]), loaded[0], tf.api)
     if as_json:
-        doc = {
-            "format_version": 1,
-            "kind": "validate",
-            "valid": True,
-            "file": task_file,
-            "records": len(tf.records),
-            "problems": [],
-        }
-        if state is not None:
-            doc["state"] = state
-        out_json(doc)
+        from dingsync.render import validate_document
+
+        out_json(validate_document(task_file, len(tf.records), state))
     else:
         tasks = len({r.key for r in tf.records})
         records = len(tf.records)
@@ -77,22 +71,3 @@ def check_state(path: str) -> tuple[State, dict[str, Any]]:
 
         raise StateError(f"no state at {path}")
     return state, {"path": path, "records": len(state.records), "serial": state.serial}
-
-
-def problems_document(task_file: str, exc: ConfigError) -> dict[str, Any]:
-    return {
-        "format_version": 1,
-        "kind": "validate",
-        "valid": False,
-        "file": task_file,
-        "problems": [
-            {
-                "file": p.file,
-                "line": p.line,
-                "column": p.column,
-                "path": p.path,
-                "message": p.message,
-            }
-            for p in exc.problems
-        ],
-    }

@@ -87,8 +87,11 @@ def test_state_rm_and_import(applied, emulator):
     rm = dingsync("state", "rm", "nda@alice01")
     assert rm.code == 0 and record_id in rm.out
     assert "nda@alice01" not in dingsync("state", "list").out
-    imported = dingsync("import", "nda@alice01", record_id)
+    imported = dingsync("import", "nda@alice01", record_id, "--json")
     assert imported.code == 0, imported.err
+    doc = imported.json()
+    assert (doc["format_version"], doc["kind"], doc["address"]) == (1, "import", "nda@alice01")
+    assert doc["record"]["record_id"] == record_id and doc["differences"] == []
     assert dingsync("plan", "--detailed-exitcode").code == 0
     missing = dingsync("import", "laptop@alice01", "record" + "0" * 32)
     assert missing.code == 1 and "already managed" in missing.err
