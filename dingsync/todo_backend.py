@@ -17,6 +17,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -66,11 +67,39 @@ def address_prefix(source_id: str) -> str:
     return source_id.rpartition("-")[0]
 
 
+class _Replay:
+    """A creator's list of to-dos, read from DingTalk once however often it is walked: a
+    later walk replays the cards read so far, then reads on from where the last stopped."""
+
+    def __init__(self, cards: Iterator[TodoCard]) -> None:
+        self._cards = cards
+        self._read: list[TodoCard] = []
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Iterator[TodoCard]:
+        index = 0
+        while True:
+            with self._lock:
+                if index == len(self._read):
+                    card = next(self._cards, None)
+                    if card is None:
+                        return
+                    self._read.append(card)
+                card = self._read[index]
+            index += 1
+            yield card
+
+
 class TodoBackend:
     capabilities = capabilities_of("todo")
 
     def __init__(self, client: TodoClient) -> None:
         self.client = client
+        # The creators' lists as the refresh and then the adoption look-up read them, before
+        # the run's first write: one reading serves both (the lists are metered calls).
+        # Every write ends them.
+        self._listings: dict[tuple[str, bool], _Replay] = {}
+        self._listings_lock = threading.Lock()
         self._ids: dict[str, str] = {}
         self._ids_lock = threading.Lock()
         self._asking: dict[str, threading.Lock] = {}  # userid -> its one lookup in flight
@@ -131,6 +160,7 @@ class TodoBackend:
     # -- writes ----------------------------------------------------------------------------
 
     def create(self, pending: PendingCreate) -> str:
+        self._forget_lists()
         content = pending.content
         creator = self._creator(content)
         executor = self.union_id(pending.userid)
@@ -143,16 +173,19 @@ class TodoBackend:
             raise annotate(_again(exc), "(it is the task's creator_userid)") from None
 
     def complete(self, record: StateRecord) -> bool:
+        self._forget_lists()
         creator = self.union_id(creator_of(record.content))
         return self.client.update(creator, record.record_id, {"done": True})
 
     def cancel(self, pending: PendingCreate) -> None:
+        self._forget_lists()
         creator = self.union_id(creator_of(pending.content))
         task = self.client.get_by_source_id(creator, pending.biz_id)
         if task is not None and not task.done:
             self.client.update(creator, task.task_id, {"done": True})
 
     def update(self, record: StateRecord, content: Content) -> bool:
+        self._forget_lists()
         creator = self.union_id(creator_of(record.content))
         changes = _in_place_changes(record.content, content)
         if not changes:
@@ -160,15 +193,30 @@ class TodoBackend:
         return self.client.update(creator, record.record_id, changes)
 
     def reopen(self, record: StateRecord, content: Content) -> bool:
+        self._forget_lists()
         creator = self.union_id(creator_of(record.content))
         changes = _in_place_changes(record.content, content)
         return self.client.update(creator, record.record_id, {"done": False, **changes})
 
     def delete(self, record: StateRecord) -> bool:
+        self._forget_lists()
         creator = self.union_id(creator_of(record.content))
         return self.client.delete(creator, record.record_id)
 
     # -- reads -----------------------------------------------------------------------------
+
+    def _created(self, creator: str, done: bool) -> _Replay:
+        """The to-dos ``creator`` created (open or done), read once until the next write."""
+        with self._listings_lock:
+            listing = self._listings.get((creator, done))
+            if listing is None:
+                listing = _Replay(self.client.list_created(creator, done))
+                self._listings[(creator, done)] = listing
+        return listing
+
+    def _forget_lists(self) -> None:
+        with self._listings_lock:
+            self._listings.clear()
 
     def observe(
         self, records: Sequence[StateRecord], reporter: Reporter, lookup: str
@@ -202,7 +250,7 @@ class TodoBackend:
         for done in (False, True):
             if len(found) == len(by_id):
                 break
-            for card in self.client.list_created(creator, done):
+            for card in self._created(creator, done):
                 record = by_id.get(card.task_id) or (
                     by_key.get(card.source_id) if card.source_id else None
                 )
@@ -266,13 +314,13 @@ class TodoBackend:
             address_prefix(source_id_for(namespace, address, 0)): address for address in wanted
         }
         others: list[TodoCard] = []
-        open_cards = self.client.list_created(creator, False)
+        open_cards = self._created(creator, False)
         best = _newest_by_address(open_cards, by_prefix, known_ids, others)
         if thorough and len(best) < len(wanted):
             # An empty state: a to-do its assignee finished must be found too, or it would
             # be sent again. The newest generation of an address is its current to-do (an
             # older one was deleted when it was replaced).
-            done_cards = self.client.list_created(creator, True)
+            done_cards = self._created(creator, True)
             done = _newest_by_address(done_cards, by_prefix, known_ids)
             best.update({a: c for a, c in done.items() if a not in best})
         found = {

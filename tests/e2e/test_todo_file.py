@@ -113,6 +113,24 @@ def test_a_second_apply_changes_nothing_and_resolves_no_userid_again(workdir, em
     check("drift", dingsync("drift", "--json").json())
 
 
+def test_a_new_task_reads_the_creators_open_list_once(workdir, emulator):
+    applied(workdir)
+    grown = TODO + """
+      - key: badge
+        userid: bob02
+        title: 领取工牌
+    """
+    write_tasks(workdir / "tasks.yaml", grown)
+    before = emulator.call_counts()
+    run = dingsync("apply", "-y", "--json")
+    assert run.code == 0, run.err
+    assert run.json()["result"]["created"] == ["badge@bob02"]
+    after = emulator.call_counts()
+    # The refresh and the adoption look-up (of the new address) walk one reading of the
+    # creator's open list: one page here, asked for once.
+    assert after["todo/orgTasksQuery"] - before["todo/orgTasksQuery"] == 1
+
+
 def test_title_description_and_due_time_are_updated_in_place(workdir, emulator):
     made = applied(workdir)
     changed = (
