@@ -115,11 +115,14 @@ def test_a_second_apply_changes_nothing_and_resolves_no_userid_again(workdir, em
 
 def test_a_new_task_reads_the_creators_open_list_once(workdir, emulator):
     applied(workdir)
-    grown = TODO + """
+    grown = (
+        TODO
+        + """
       - key: badge
         userid: bob02
         title: 领取工牌
     """
+    )
     write_tasks(workdir / "tasks.yaml", grown)
     before = emulator.call_counts()
     run = dingsync("apply", "-y", "--json")
