@@ -23,6 +23,13 @@ ON_TODO: frozenset[Api] = frozenset({"todo"})
 ON_BOTH: frozenset[Api] = ON_WORKRECORD | ON_TODO
 
 
+# How the task file writes a field, and so how the loader reads it into ``Content``: "text"
+# as written; "integer" a YAML number; "flag" a YAML boolean; "time" a date or date-time,
+# China time unless it says otherwise, into Unix milliseconds; "priority" a name, into
+# DingTalk's number; "form" a list of {title, content} lines.
+Kind = Literal["text", "integer", "flag", "time", "priority", "form"]
+
+
 class Field(NamedTuple):
     """One field of a to-do's content: the loader, Content, the planner and the drift
     judgement all read this table, so a new optional field is a row here, a property in
@@ -33,6 +40,7 @@ class Field(NamedTuple):
     compared: bool = True  # a change of it is planned (else it is sent with a create only)
     in_place: bool = False  # with an API that edits to-dos, updated in place, not replaced
     readable: frozenset[Api] = frozenset()  # the APIs whose refresh sees it (drift is judged on it)
+    kind: Kind = "text"
 
 
 # In the order of diffs. Which API reads back what: docs/dingtalk-workrecord.md §5.3 (the list
@@ -42,14 +50,14 @@ FIELDS = (
     Field("title", ON_BOTH, in_place=True, readable=ON_BOTH),
     Field("url", ON_BOTH, readable=ON_BOTH),
     Field("pc_url", ON_BOTH, readable=ON_TODO),
-    Field("form", ON_WORKRECORD, readable=ON_WORKRECORD),
+    Field("form", ON_WORKRECORD, readable=ON_WORKRECORD, kind="form"),
     Field("source_name", ON_WORKRECORD),
     Field("originator_userid", ON_WORKRECORD),
-    Field("pc_open_type", ON_WORKRECORD),
+    Field("pc_open_type", ON_WORKRECORD, kind="integer"),
     Field("description", ON_TODO, in_place=True),
-    Field("due_time", ON_TODO, in_place=True, readable=ON_TODO),
-    Field("priority", ON_TODO, readable=ON_TODO),
-    Field("ding", ON_TODO, compared=False),
+    Field("due_time", ON_TODO, in_place=True, readable=ON_TODO, kind="time"),
+    Field("priority", ON_TODO, readable=ON_TODO, kind="priority"),
+    Field("ding", ON_TODO, compared=False, kind="flag"),
     Field("creator_userid", ON_TODO),
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
