@@ -1,9 +1,9 @@
 """The task schema, compiled: an exact, fast acceptor for the subset of JSON Schema
 2020-12 that ``schemas/tasks.schema.json`` uses, and its rules for one task.
 
-It only answers "valid or not"; the loader asks jsonschema for the words of a rejection.
-A keyword the compiler does not know makes it give up (``Unsupported``), and then
-jsonschema checks everything.
+It only answers "valid or not"; ``dingsync.schemawords`` asks jsonschema for the words of
+a rejection. A keyword the compiler does not know makes it give up (``Unsupported``), and
+then jsonschema checks everything.
 """
 
 from __future__ import annotations
@@ -141,11 +141,11 @@ _NO_RULES = TaskRules((), (), None, None, None)
 def task_rules() -> TaskRules | None:
     """The task file schema's rules for each task; None if it could judge tasks together.
 
-    Tasks are checked one at a time, as ``_TaskStream`` reads them and in
-    ``_schema_errors``, and each task's own problems are told apart from those of the rest
-    of the document. That is sound when a document is valid exactly when its rest is and
-    each task passes these rules. A keyword that could judge the tasks together
-    (``maxItems``, ``uniqueItems``, a condition on the tasks...) makes this None.
+    The loader checks tasks one at a time, as it takes them in (``_TaskCollector``), and
+    tells each task's own problems apart from those of the rest of the document. That is
+    sound when a document is valid exactly when its rest is and each task passes these
+    rules. A keyword that could judge the tasks together (``maxItems``, ``uniqueItems``, a
+    condition on the tasks...) makes this None.
     """
     root: dict[str, Any] = schema()
     refs: dict[str, Check] = {}

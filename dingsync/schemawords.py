@@ -3,30 +3,43 @@
 Each error of ``schemas/tasks.schema.json`` becomes (path, message, at_key): one short
 sentence that names the field, says what is wrong with the value and, where it helps,
 what would be right (the other API's fields, the allowed values, the limits as DingTalk
-counts them).
+counts them); ``worded`` makes them problems located in the file.
+
+jsonschema is only asked about a document the compiled check (``dingsync.schemacheck``)
+rejected, so it is imported only then: valid files never pay for it.
 """
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import cast
 
+from dingsync.errors import Problem
 from dingsync.model import FIELDS
 from dingsync.model import FIELDS_BY_NAME
 from dingsync.model import ON_TODO
 from dingsync.model import text_length
 from dingsync.schemacheck import equal
-from dingsync.yamlnodes import Path
-from dingsync.yamlnodes import show
+from dingsync.schemacheck import regex
+from dingsync.schemacheck import schema
+from dingsync.yamlvalues import Node
+from dingsync.yamlvalues import Path
+from dingsync.yamlvalues import format_path
+from dingsync.yamlvalues import show
 
 # Fields a task may leave to ``defaults``.
 DEFAULTABLE = frozenset({f.name for f in FIELDS} | {"status", "create_time"})
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
 
 
 # --- translating jsonschema errors ------------------------------------------------------
@@ -331,3 +344,69 @@ _HANDLERS: dict[str, Callable[[ValidationError, Path], list[Translated]]] = {
     "oneOf": _on_one_of,
     "not": _on_not,
 }
+
+
+# --- asking jsonschema ------------------------------------------------------------------
+
+
+@functools.cache
+def validator() -> Validator:
+    """jsonschema's validator of the task schema, with the compiled check's meaning of
+    ``pattern`` and ``maxLength``."""
+    import jsonschema
+
+    # jsonschema's ``extend`` has no type annotations.
+    tasks_validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+        jsonschema.Draft202012Validator,
+        {"pattern": _pattern_keyword, "maxLength": _max_length_keyword},
+    )
+    made: Validator = tasks_validator(schema())
+    return made
+
+
+def _pattern_keyword(
+    validator: Validator, pattern: str, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    from jsonschema.exceptions import ValidationError
+
+    if isinstance(instance, str) and not regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _max_length_keyword(
+    validator: Validator, limit: int, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    """maxLength in UTF-16 units, as DingTalk counts (see ``text_length``)."""
+    from jsonschema.exceptions import ValidationError
+
+    if isinstance(instance, str) and text_length(instance) > limit:
+        yield ValidationError(f"{instance!r} is too long")
+
+
+def worded(
+    name: str,
+    errors: Iterable[ValidationError],
+    poisoned: set[Path],
+    where: Callable[[Path], tuple[Node, Node | None]],
+) -> list[Problem]:
+    """Problems of file ``name`` for jsonschema's ``errors``, located with ``where`` (see
+    ``locate``); none under a path in ``poisoned``, whose tag was already refused."""
+    problems: list[Problem] = []
+    for error in errors:
+        for path, message, at_key in translate(error):
+            if any(path[:i] in poisoned for i in range(len(path) + 1)):
+                continue
+            node, key_node = where(path)
+            at = key_node if (at_key and key_node is not None) else node
+            problems.append(Problem(name, at.line, at.column, format_path(path), message))
+    return problems
+
+
+def renumbered(errors: Iterable[ValidationError], indexes: list[int]) -> Iterator[ValidationError]:
+    """Errors of a document holding only the tasks at ``indexes`` of the file, with each
+    path given its task's index in the file."""
+    for error in errors:
+        path = error.absolute_path
+        if len(path) >= 2 and path[0] == "tasks" and isinstance(path[1], int):
+            error.path[1] = indexes[path[1]]
+        yield error

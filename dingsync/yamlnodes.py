@@ -1,19 +1,13 @@
 """Safe, located YAML: compose a document into nodes that remember where they were written,
-then turn the nodes into plain Python values.
+or stream the items of its list of tasks one at a time, converted as they are read.
 
 PyYAML's own loaders are not used beyond their parser, because the task file needs what
-they do not give:
-
-* positions for every value, so that a problem is reported as ``FILE:LINE:COL``;
-* text as written: a plain ``2026-12-05``, ``010`` or ``no`` in a text field is that text,
-  not a date, an octal number or a boolean (YAML 1.1 resolution is never applied). Only
-  null stays null everywhere (``~``, ``null`` or nothing), so a field left empty is
-  reported as such instead of becoming the text "null"; quoted, ``"null"`` is text;
-* duplicate mapping keys reported instead of silently keeping the last;
-* no tags beyond the core ones, so nothing can construct Python objects;
-* bounded work: nesting depth and alias expansion are limited while composing, so an
-  "alias bomb" is refused after reading it once instead of being expanded. (libyaml's own
-  composer is also recursive in C and crashes the interpreter on deeply nested input.)
+they do not give: a position for every value, text as written, duplicate keys reported
+and no tags beyond the core ones (``dingsync.yamlvalues`` turns the nodes into values by
+those rules), and bounded work: nesting depth and alias expansion are limited while
+composing, so an "alias bomb" is refused after reading it once instead of being expanded.
+(libyaml's own composer is also recursive in C and crashes the interpreter on deeply
+nested input.)
 
 The events come from libyaml when it is installed (``yaml.CSafeLoader``), else from the
 pure-Python parser; both produce the same events.
@@ -22,17 +16,32 @@ pure-Python parser; both produce the same events.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from dataclasses import field
 from typing import Any
-from typing import NamedTuple
 from typing import Protocol
 
 import yaml
 from yaml import events
+
+from dingsync.yamlvalues import LEAF
+from dingsync.yamlvalues import MAX_ALIAS_EXPANSION
+from dingsync.yamlvalues import MAX_ALIASED_NODES
+from dingsync.yamlvalues import MAX_DEPTH
+from dingsync.yamlvalues import NULLS
+from dingsync.yamlvalues import STR_TAG
+from dingsync.yamlvalues import Item
+from dingsync.yamlvalues import Layout
+from dingsync.yamlvalues import Map
+from dingsync.yamlvalues import Node
+from dingsync.yamlvalues import Path
+from dingsync.yamlvalues import Scalar
+from dingsync.yamlvalues import Seq
+from dingsync.yamlvalues import YamlError
+from dingsync.yamlvalues import converted_item
+from dingsync.yamlvalues import is_merge_key
+from dingsync.yamlvalues import node_size
+from dingsync.yamlvalues import typed_value
 
 try:
     from yaml import CSafeLoader as _EventSource
@@ -42,97 +51,10 @@ except ImportError:  # pragma: no cover - libyaml missing: same events, only slo
 
     _LibYaml = None  # type: ignore[assignment,misc]
 
-# Nothing valid comes close to this depth (a task file nests six levels); the limit keeps
-# hostile input from exhausting the stack while converting.
-MAX_DEPTH = 64
-# An alias may repeat a collection of at most this many nodes...
-MAX_ALIASED_NODES = 10_000
-# ...and all aliases of a document together may add at most this many nodes. Sharing a
-# list of 1,000 userids among 100 tasks adds 100,000.
-MAX_ALIAS_EXPANSION = 1_000_000
-
-_CORE = "tag:yaml.org,2002:"
-STR_TAG = _CORE + "str"
-NULL_TAG = _CORE + "null"
-INT_TAG = _CORE + "int"
-FLOAT_TAG = _CORE + "float"
-BOOL_TAG = _CORE + "bool"
-MERGE_TAG = _CORE + "merge"
-_SCALAR_TAGS = frozenset({STR_TAG, NULL_TAG, INT_TAG, FLOAT_TAG, BOOL_TAG, _CORE + "timestamp"})
-_SEQ_TAGS = frozenset({_CORE + "seq"})
-_MAP_TAGS = frozenset({_CORE + "map"})
-
-# YAML's null spellings; a plain scalar written so has no value at all.
-_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
-_BOOLS = {
-    **dict.fromkeys(("true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"), True),
-    **dict.fromkeys(("false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"), False),
-}
-_INT = re.compile(r"[-+]?[0-9]+")
-_FLOAT = re.compile(
-    r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+"
-)
 # Characters YAML forbids in a stream (c-printable), to locate a reader error exactly.
 _NOT_PRINTABLE = re.compile(
     "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
 )
-
-PathItem = str | int
-Path = tuple[PathItem, ...]
-
-
-class Node:
-    """A composed YAML value and the 1-based position where it starts."""
-
-    __slots__ = ("tag", "line", "column")
-
-    def __init__(self, tag: str | None, line: int, column: int) -> None:
-        self.tag = tag  # an explicit tag, resolved to its full name; None when untagged
-        self.line = line
-        self.column = column
-
-
-class Scalar(Node):
-    __slots__ = ("text", "plain")
-
-    def __init__(self, tag: str | None, line: int, column: int, text: str, plain: bool) -> None:
-        self.tag = tag
-        self.line = line
-        self.column = column
-        self.text = text
-        self.plain = plain  # unquoted, not a block scalar, untagged
-
-
-class Seq(Node):
-    __slots__ = ("items", "size")
-
-    def __init__(self, tag: str | None, line: int, column: int) -> None:
-        super().__init__(tag, line, column)
-        self.items: list[Node] = []
-        self.size = 1  # nodes in this collection once aliases are expanded, itself included
-
-
-class Map(Node):
-    __slots__ = ("pairs", "size")
-
-    def __init__(self, tag: str | None, line: int, column: int) -> None:
-        super().__init__(tag, line, column)
-        self.pairs: list[tuple[Node, Node]] = []
-        self.size = 1
-
-
-class YamlError(Exception):
-    """The stream cannot be read as one safe YAML document; nothing was converted."""
-
-    def __init__(self, line: int, column: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-        self.column = column
-        self.message = message
-
-
-def _size(node: Node) -> int:
-    return node.size if isinstance(node, (Seq, Map)) else 1
 
 
 class _Frame:
@@ -154,23 +76,6 @@ class Streamed(Seq):
     """
 
     __slots__ = ()
-
-
-class Item(NamedTuple):
-    """One converted item of a streamed sequence, and what is needed to locate its parts."""
-
-    value: Any
-    line: int
-    column: int
-    # Problems met while converting it, and the paths whose tag was refused (as in
-    # ``Converted``); their paths start at the sequence's key.
-    problems: list[NodeProblem]
-    poisoned: set[Path]
-    # Where the value of each of the sink's ``fields`` that the item has starts.
-    places: dict[str, tuple[int, int]]
-    # The item's nodes, composed when asked for: most items never need them.
-    nodes: Callable[[], Node]
-    size: int  # nodes in it, aliases expanded
 
 
 class ItemSink(Protocol):
@@ -334,7 +239,7 @@ class _Composer:
                 size = done.node.size
             elif kind is _ALIAS:
                 node = _resolve_alias(event, anchors, open_ids)
-                size = _size(node)
+                size = node_size(node)
                 self.expansion += size
                 if self.expansion > MAX_ALIAS_EXPANSION:
                     raise _error_at(
@@ -381,7 +286,7 @@ class _Composer:
                     value = self.node(event, 1)
             else:
                 value = self.node(event, 1)
-            root.size += _size(key_node) + _size(value)
+            root.size += node_size(key_node) + node_size(value)
             root.pairs.append((key_node, value))
 
     def stream(self, first: Any, key: str, sink: ItemSink) -> Streamed:
@@ -401,6 +306,8 @@ class _Composer:
     def item(self, first: Any, path: Path, layout: Layout, fields: frozenset[str]) -> Item:
         """One item of a streamed sequence (two collections deep), converted."""
         seen = [first]
+        # Kept beside node() and convert for the plan-of-100,000-tasks figure (README,
+        # Performance): composing every task as nodes and converting them takes 1.5x as long.
         plain = self.plain(seen, layout, fields)
         if plain is not None:
             value, places, size = plain
@@ -408,17 +315,7 @@ class _Composer:
             nodes = functools.partial(self.replay, seen, 2)
             return Item(value, *_position(first), [], set(), places, nodes, size)
         # Something in it needs nodes: read its events again, through the general composer.
-        node = self.replay(seen, 2)
-        size = _size(node)
-        converter = _Converter(size + MAX_ALIAS_EXPANSION)
-        value = converter.value(node, layout, path, False)
-        places = {}
-        if isinstance(value, dict):
-            for name in fields & value.keys():
-                found, _ = locate(node, (name,))
-                places[name] = (found.line, found.column)
-        problems, poisoned = converter.problems, converter.poisoned
-        return Item(value, node.line, node.column, problems, poisoned, places, lambda: node, size)
+        return converted_item(self.replay(seen, 2), layout, path, fields)
 
     def plain(
         self, seen: list[Any], layout: Layout, fields: frozenset[str]
@@ -462,10 +359,10 @@ class _Composer:
                     continue
                 if not is_plain:
                     value = text
-                elif text in _NULLS:
+                elif text in NULLS:
                     value = None
                 elif is_map and key in layout.typed:
-                    value = _typed(text)
+                    value = typed_value(text)
                 else:
                     value = text
                 if key in fields and not stack:
@@ -480,7 +377,7 @@ class _Composer:
                     places[key] = _position(event)
                 stack.append((container, layout, key, is_map))
                 # (key is None exactly when the enclosing collection is a sequence)
-                layout = (layout.items or _LEAF) if key is None else layout.fields.get(key, _LEAF)
+                layout = (layout.items or LEAF) if key is None else layout.fields.get(key, LEAF)
                 is_map = kind is _MAPPING_START
                 container = {} if is_map else []
                 key = None
@@ -536,10 +433,10 @@ def _resolve_alias(event: Any, anchors: dict[str, Node], open_ids: set[int]) -> 
         raise _error_at(event, f"alias '*{name}' has no anchor '&{name}' before it")
     if id(node) in open_ids:
         raise _error_at(event, f"alias '*{name}' refers to a collection that contains it")
-    if _size(node) > MAX_ALIASED_NODES:
+    if node_size(node) > MAX_ALIASED_NODES:
         raise _error_at(
             event,
-            f"alias '*{name}' repeats {_size(node):,} nodes; an alias may repeat at most "
+            f"alias '*{name}' repeats {node_size(node):,} nodes; an alias may repeat at most "
             f"{MAX_ALIASED_NODES:,}",
         )
     return node
@@ -586,225 +483,3 @@ def _leading_tab(text: str, line: int) -> int:
     content = lines[line - 1]
     indent = content[: len(content) - len(content.lstrip(" \t"))]
     return indent.find("\t") + 1
-
-
-# --- conversion -------------------------------------------------------------------------
-
-
-@dataclass
-class Layout:
-    """Where in a document a plain scalar may be read as a number or a boolean.
-
-    ``typed`` names the keys of this mapping whose plain values are typed; ``fields``
-    gives the layout below a key, ``items`` the layout of a sequence's items. Everywhere
-    else a scalar is text as written.
-    """
-
-    typed: frozenset[str] = frozenset()
-    fields: dict[str, Layout] = field(default_factory=dict)
-    items: Layout | None = None
-
-
-_LEAF = Layout()
-
-
-class NodeProblem(NamedTuple):
-    line: int
-    column: int
-    path: Path
-    message: str
-
-
-def is_merge_key(node: Node) -> bool:
-    if not isinstance(node, Scalar):
-        return False
-    return node.tag == MERGE_TAG or (node.plain and node.text == "<<")
-
-
-Report = Callable[[Node, Path, str], None]
-
-
-def mapping_pairs(
-    node: Map, path: Path = (), report: Report | None = None, depth: int = 0
-) -> list[tuple[str, Node, Node]]:
-    """The (key, key node, value node) entries of a mapping, merge keys applied.
-
-    The first of duplicate keys is kept (and the others reported); keys written in the
-    mapping win over merged ones, earlier merge sources over later ones, and merged keys
-    take the place of the ``<<`` that brought them.
-    """
-    explicit: dict[str, Node] = {}
-    merges = False
-    for key_node, _ in node.pairs:
-        if not isinstance(key_node, Scalar):
-            if report:
-                report(key_node, path, "a mapping key must be text, not a collection")
-            continue
-        if is_merge_key(key_node):
-            merges = True
-            continue
-        key = key_node.text
-        first = explicit.get(key)
-        if first is None:
-            explicit[key] = key_node
-        elif report:
-            message = f"duplicate key {show(key)} (first at line {first.line})"
-            report(key_node, (*path, key), message)
-    if not merges:
-        return [
-            (key_node.text, key_node, value)
-            for key_node, value in node.pairs
-            if isinstance(key_node, Scalar) and explicit.get(key_node.text) is key_node
-        ]
-    return _merged_pairs(node, explicit, path, report, depth)
-
-
-def _merged_pairs(
-    node: Map, explicit: dict[str, Node], path: Path, report: Report | None, depth: int
-) -> list[tuple[str, Node, Node]]:
-    out: list[tuple[str, Node, Node]] = []
-    taken = set(explicit)
-    for key_node, value in node.pairs:
-        if not isinstance(key_node, Scalar):
-            continue
-        if not is_merge_key(key_node):
-            if explicit.get(key_node.text) is key_node:
-                out.append((key_node.text, key_node, value))
-            continue
-        for source in _merge_sources(value, path, report):
-            if depth >= MAX_DEPTH:
-                if report:
-                    report(value, path, f"merge keys nested deeper than {MAX_DEPTH} levels")
-                break
-            for entry in mapping_pairs(source, path, report, depth + 1):
-                if entry[0] not in taken:
-                    taken.add(entry[0])
-                    out.append(entry)
-    return out
-
-
-def _merge_sources(value: Node, path: Path, report: Report | None) -> list[Map]:
-    if isinstance(value, Map):
-        return [value]
-    if isinstance(value, Seq) and all(isinstance(item, Map) for item in value.items):
-        return [item for item in value.items if isinstance(item, Map)]
-    if report:
-        report(value, path, "a merge key '<<' takes a mapping or a list of mappings")
-    return []
-
-
-@dataclass
-class Converted:
-    value: Any
-    problems: list[NodeProblem]
-    # Paths whose value carried a forbidden tag: already reported, so schema complaints
-    # about them would only repeat the problem.
-    poisoned: set[Path]
-
-
-class _Converter:
-    def __init__(self, max_nodes: int) -> None:
-        self.problems: list[NodeProblem] = []
-        self.poisoned: set[Path] = set()
-        self.visits = 0
-        self.max_nodes = max_nodes
-
-    def report(self, node: Node, path: Path, message: str) -> None:
-        self.problems.append(NodeProblem(node.line, node.column, path, message))
-
-    def value(self, node: Node, layout: Layout, path: Path, typed: bool) -> Any:
-        # A backstop: composing already bounded the expansion, this bounds the work.
-        self.visits += 1
-        if self.visits > self.max_nodes:
-            raise YamlError(node.line, node.column, "document too large after alias expansion")
-        if isinstance(node, Scalar):
-            if node.tag is not None and node.tag not in _SCALAR_TAGS:
-                self.forbidden_tag(node, path)
-            return scalar_value(node, typed)
-        if isinstance(node, Map):
-            if node.tag is not None and node.tag not in _MAP_TAGS:
-                self.forbidden_tag(node, path)
-            return self.mapping(node, layout, path)
-        assert isinstance(node, Seq)
-        if node.tag is not None and node.tag not in _SEQ_TAGS:
-            self.forbidden_tag(node, path)
-        item_layout = layout.items or _LEAF
-        value = self.value
-        return [value(item, item_layout, (*path, i), False) for i, item in enumerate(node.items)]
-
-    def mapping(self, node: Map, layout: Layout, path: Path) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        fields, typed = layout.fields, layout.typed
-        for key, key_node, value_node in mapping_pairs(node, path, self.report):
-            if key_node.tag is not None and key_node.tag not in _SCALAR_TAGS:
-                self.forbidden_tag(key_node, (*path, key))
-            out[key] = self.value(value_node, fields.get(key, _LEAF), (*path, key), key in typed)
-        return out
-
-    def forbidden_tag(self, node: Node, path: Path) -> None:
-        shown = node.tag.replace(_CORE, "!!", 1) if node.tag else "?"
-        self.report(node, path, f"tag {show(shown)} is not allowed; write plain YAML values")
-        self.poisoned.add(path)
-
-
-def convert(root: Node, layout: Layout, max_nodes: int) -> Converted:
-    """Plain values for the document at ``root``, with the problems met on the way."""
-    converter = _Converter(max_nodes)
-    value = converter.value(root, layout, (), False)
-    return Converted(value, converter.problems, converter.poisoned)
-
-
-def scalar_value(node: Scalar, typed: bool) -> Any:
-    """A scalar's value: None for YAML's null; text as written unless ``typed``.
-
-    Where the schema wants a number (``typed``), a plain scalar is read as a number, so that
-    ``1`` is 1 and ``"1"`` stays text (see ``_typed``).
-    """
-    text = node.text
-    tag = node.tag
-    if tag == NULL_TAG or (node.plain and text in _NULLS):
-        return None
-    if not typed or not (node.plain or tag in (INT_TAG, FLOAT_TAG, BOOL_TAG)):
-        return text
-    return _typed(text)
-
-
-def _typed(text: str) -> Any:
-    """A number as YAML 1.2's core schema reads it, or a boolean as PyYAML's safe_load
-    (YAML 1.1) reads it, ``yes``/``no``/``on``/``off`` included; else the text itself."""
-    if _INT.fullmatch(text):
-        return int(text)
-    if _FLOAT.fullmatch(text):
-        return float(text)
-    return _BOOLS.get(text, text)
-
-
-def locate(root: Node, path: Path) -> tuple[Node, Node | None]:
-    """The node at ``path`` and the key node naming it (None for items and the root).
-
-    Stops at the deepest node that exists, so a missing field is located at the mapping
-    that lacks it.
-    """
-    node: Node = root
-    key_node: Node | None = None
-    for part in path:
-        if isinstance(node, Map) and isinstance(part, str):
-            found = next((entry for entry in mapping_pairs(node) if entry[0] == part), None)
-            if found is None:
-                break
-            _, key_node, node = found
-        elif isinstance(node, Seq) and isinstance(part, int) and 0 <= part < len(node.items):
-            node, key_node = node.items[part], None
-        else:
-            break
-    return node, key_node
-
-
-def show(value: Any, limit: int = 40) -> str:
-    """A value quoted for a message, shortened so that messages stay one short line."""
-    if isinstance(value, str):
-        if len(value) > limit:
-            value = value[: limit - 1] + "…"
-        return repr(value)
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from dingsync import loader
 from dingsync import schemacheck
+from dingsync import schemawords
 from dingsync import yamlnodes
+from dingsync import yamlvalues
 from dingsync.errors import ConfigError
 from dingsync.errors import Problem
 from dingsync.loader import load_task_file
@@ -867,7 +869,7 @@ DOCUMENTS = st.fixed_dictionaries(
 def test_compiled_check_agrees_with_jsonschema(document: dict[str, Any]) -> None:
     fast = schemacheck.fast_check()
     assert fast is not None
-    assert fast(document) == (not any(loader._validator().iter_errors(document)))
+    assert fast(document) == (not any(schemawords.validator().iter_errors(document)))
 
 
 def test_compiled_check_agrees_on_every_fixture() -> None:
@@ -876,10 +878,10 @@ def test_compiled_check_agrees_on_every_fixture() -> None:
     for path in [*VALID.glob("*.yaml"), *INVALID.glob("*.yaml"), EXAMPLE]:
         try:
             text = loader._decode(str(path), loader._read(str(path)))
-            document, _, _ = loader._convert(str(path), loader._compose(str(path), text))
+            document = loader._convert(str(path), loader._compose(str(path), text)).value
         except ConfigError:
             continue  # not YAML: never reaches the schema
-        assert fast(document) == (not any(loader._validator().iter_errors(document))), path
+        assert fast(document) == (not any(schemawords.validator().iter_errors(document))), path
 
 
 # --- order independence ---------------------------------------------------------------------
@@ -1071,17 +1073,17 @@ def test_streamed_items_are_converted_as_the_whole_document_would_be() -> None:
     streamed_root = yamlnodes.compose_streaming(text.encode("utf-8"), "tasks", sink)
     root = yamlnodes.compose(text)
     assert isinstance(root, yamlnodes.Map) and isinstance(streamed_root, yamlnodes.Map)
-    whole = yamlnodes.convert(root, loader._LAYOUT, 10_000)
+    whole = yamlvalues.convert(root, loader._LAYOUT, 10_000)
     assert [item.value for item in sink.items] == whole.value["tasks"]
     assert [p for item in sink.items for p in item.problems] == whole.problems
     assert set().union(*(item.poisoned for item in sink.items)) == whole.poisoned
-    tasks, _ = yamlnodes.locate(root, ("tasks",))
+    tasks, _ = yamlvalues.locate(root, ("tasks",))
     assert isinstance(tasks, yamlnodes.Seq)
     for index, (item, node) in enumerate(zip(sink.items, tasks.items, strict=True)):
         assert (item.line, item.column) == (node.line, node.column)
         assert (item.nodes().line, item.nodes().column) == (node.line, node.column)
         if isinstance(item.value, dict):
-            key, _ = yamlnodes.locate(root, ("tasks", index, "key"))
+            key, _ = yamlvalues.locate(root, ("tasks", index, "key"))
             assert item.places["key"] == (key.line, key.column)
     assert streamed_root.size == root.size
 

@@ -181,7 +181,7 @@ def test_defaults_cannot_hold_identity_fields() -> None:
 
 
 def test_no_constraint_spans_several_tasks() -> None:
-    # The loader validates rejected tasks one by one (see loader._schema_errors); a keyword
+    # The loader validates rejected tasks one by one (see loader._TaskCollector); a keyword
     # such as uniqueItems or maxItems on the tasks list would need the whole list.
     tasks = load_schema()["properties"]["tasks"]
     assert set(tasks) <= {"title", "description", "type", "minItems", "items"}
