@@ -34,14 +34,17 @@ import gc
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from collections.abc import Iterator
 from typing import Any
 
 from dingsync.errors import ConfigError
 from dingsync.errors import Problem
+from dingsync.model import FIELDS
 from dingsync.model import Content
 from dingsync.model import DesiredRecord
 from dingsync.model import FormPairs
+from dingsync.model import Kind
 from dingsync.model import Status
 from dingsync.model import TaskFile
 from dingsync.schemacheck import Check
@@ -85,8 +88,11 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 _PIECE = 1024 * 1024
 
 
-# Plain scalars are numbers only here (version; pc_open_type in defaults and in tasks).
-_TASK_FIELDS = Layout(typed=frozenset({"pc_open_type", "ding"}))
+# Plain scalars are numbers or booleans only here: version, and the task fields whose
+# kind is "integer" or "flag" (pc_open_type, ding), in defaults and in tasks.
+_TASK_FIELDS = Layout(
+    typed=frozenset(f.name for f in FIELDS if f.kind in ("integer", "flag")),
+)
 _LAYOUT = Layout(
     typed=frozenset({"version"}),
     fields={"defaults": _TASK_FIELDS, "tasks": Layout(items=_TASK_FIELDS)},
@@ -94,6 +100,35 @@ _LAYOUT = Layout(
 
 # The task file's priority names, and what DingTalk's v1.0 API calls them.
 PRIORITIES = {"low": 10, "normal": 20, "high": 30, "urgent": 40}
+
+
+def _as_written(value: Any) -> Any:
+    return value
+
+
+def _integer(value: Any) -> int | None:
+    # The schema accepts 2.0 as the integer 2; the API wants a JSON integer.
+    return None if value is None else int(value)
+
+
+def _china_time(value: Any) -> int | None:
+    return due_time_ms(value) if isinstance(value, str) else None
+
+
+def _priority(value: Any) -> int | None:
+    return PRIORITIES[value] if isinstance(value, str) else None
+
+
+# How a task's value of each kind of field (model.Kind) becomes its Content value. A form
+# is made apart, to share the lines that tasks repeat.
+_READERS: dict[Kind, Callable[[Any], Any]] = {
+    "text": _as_written,
+    "flag": _as_written,
+    "integer": _integer,
+    "time": _china_time,
+    "priority": _priority,
+}
+_CONTENT_READERS = tuple((f.name, _READERS[f.kind]) for f in FIELDS if f.kind != "form")
 
 # The top-level part a problem's path lies in: "tasks[3]", "defaults", "version".
 _PATH_HEAD = re.compile(r"[^.\[]*(?:\[[0-9]+\])?")
@@ -258,7 +293,7 @@ class _TaskCollector:
     """
 
     layout = _TASK_FIELDS
-    fields = frozenset({"key", "create_time", "due_time"})
+    fields = frozenset({"key", *TIME_FIELDS})
 
     def __init__(
         self, name: str, check: Check | None, rules: TaskRules | None, rest: dict[str, Any] | None
@@ -542,22 +577,8 @@ class _RecordMaker:
     def content(self, merged: dict[str, Any], form: FormPairs) -> Content:
         """What the records of a task send; ``merged`` is the task over the defaults, and
         ``form`` its ``form_of``. ValueError for a due_time that is no real moment."""
-        due = merged.get("due_time")
-        priority = merged.get("priority")
-        return Content(
-            title=merged["title"],
-            url=merged["url"],
-            form=form,
-            pc_url=merged.get("pc_url"),
-            source_name=merged.get("source_name"),
-            originator_userid=merged.get("originator_userid"),
-            pc_open_type=_optional_int(merged.get("pc_open_type")),
-            description=merged.get("description"),
-            due_time=due_time_ms(due) if isinstance(due, str) else None,
-            priority=PRIORITIES[priority] if isinstance(priority, str) else None,
-            ding=merged.get("ding"),
-            creator_userid=merged.get("creator_userid"),
-        )
+        values = {name: read(merged.get(name)) for name, read in _CONTENT_READERS}
+        return Content(form=form, **values)
 
     def records(
         self, task: dict[str, Any], merged: dict[str, Any], content: Content, line: int
@@ -583,8 +604,3 @@ class _RecordMaker:
         if self.default_form is None:
             self.default_form = self.form(self.defaults.get("form", ()))
         return self.default_form
-
-
-def _optional_int(value: Any) -> int | None:
-    # The schema accepts 2.0 as the integer 2; the API wants a JSON integer.
-    return None if value is None else int(value)

@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 
 # --- translating jsonschema errors ------------------------------------------------------
 
+# Content fields the task file gives as a date or a date-time (due_time).
+_TIMES = frozenset(f.name for f in FIELDS if f.kind == "time")
+
 # Wire names of the DingTalk API and other likely slips, for "did you mean".
 _ALIASES = {
     "pcUrl": "pc_url",
@@ -237,9 +240,9 @@ def _on_pattern(error: ValidationError, path: Path) -> list[Translated]:
             f"create_time {show(value)} is not an ISO-8601 date-time "
             "such as 2026-12-01T09:00:00+08:00"
         )
-    elif label == "due_time":
+    elif label in _TIMES:
         message = (
-            f"due_time {show(value)} is neither a date (2026-12-05: the end of that day) nor "
+            f"{label} {show(value)} is neither a date (2026-12-05: the end of that day) nor "
             "a date-time (2026-12-05T18:00:00+08:00)"
         )
     elif _arg(error) == "\\S":

@@ -20,6 +20,7 @@ from typing import Any
 
 from dingsync.chinatime import CHINA
 from dingsync.errors import Problem
+from dingsync.model import FIELDS
 from dingsync.model import FormPairs
 from dingsync.yamlvalues import Path
 from dingsync.yamlvalues import format_path
@@ -201,9 +202,10 @@ def is_real_time(value: Any, parse: Callable[[str], int]) -> bool:
     return True
 
 
-# Task fields of date-time text whose day and time must exist (the schema checks the shape).
+# Task fields of date-time text whose day and time must exist (the schema checks the shape):
+# create_time, and every content field of the kind "time".
 TIME_FIELDS: dict[str, Callable[[str], int]] = {
     "create_time": create_time_ms,
-    "due_time": due_time_ms,
+    **{f.name: due_time_ms for f in FIELDS if f.kind == "time"},
 }
 _TIME_FIELD_NAMES = frozenset(TIME_FIELDS)

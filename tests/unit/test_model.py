@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from importlib.resources import files
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dingsync.loader import _READERS
 from dingsync.model import CONTENT_FIELDS
+from dingsync.model import FIELDS
 from dingsync.model import SANDBOX_ENDPOINT
 from dingsync.model import Content
 from dingsync.model import Remote
@@ -15,6 +19,7 @@ from dingsync.model import app_key_fingerprint
 from dingsync.model import biz_id_for
 from dingsync.model import generation_of_key
 from dingsync.model import source_id_for
+from dingsync.todo_backend import _WIRE
 
 EXAMPLE = Content(
     title="领取笔记本电脑",
@@ -118,3 +123,33 @@ def test_a_remote_describes_itself_without_a_secret():
         except TypeError:
             continue
         raise AssertionError(f"accepted {bad}")
+
+
+# ---------------------------------------------------------------- the field table's reach
+
+
+def _schema(name: str) -> dict:
+    text = files("dingsync.schemas").joinpath(f"{name}.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def test_every_field_of_the_table_is_in_the_schemas() -> None:
+    """A new row in FIELDS fails here until the task file and the plan can carry it."""
+    tasks, plan = _schema("tasks"), _schema("plan")
+    for field in FIELDS:
+        assert field.name in tasks["$defs"]["task"]["properties"], field.name
+        assert field.name in tasks["$defs"]["defaults"]["properties"], field.name
+        assert field.name in plan["$defs"]["content"]["properties"], field.name
+
+
+def test_every_v1_field_reaches_the_wire() -> None:
+    """Each v1.0 field has a name in the request body, unless it travels another way (url
+    and pc_url as detailUrl, creator_userid as the unionId a call is made as)."""
+    carried_apart = {"url", "pc_url", "creator_userid"}
+    v1_fields = {f.name for f in FIELDS if "todo" in f.apis}
+    assert set(_WIRE) | carried_apart == v1_fields
+    assert {f.name for f in FIELDS if f.in_place and "todo" in f.apis} <= set(_WIRE)
+
+
+def test_the_loader_reads_every_kind_of_field() -> None:
+    assert {f.kind for f in FIELDS} - {"form"} <= set(_READERS)
