@@ -1,7 +1,8 @@
 """The checks of a task file that its schema cannot express, fed one task at a time.
 
-Task keys must be unique; ``create_time`` and ``due_time`` must name a day and time that
-exist (the schema checks only their shape); and no two records may be ones DingTalk would
+Task keys must be unique; ``create_time`` and the fields whose kind is "time" in the field
+table (``due_time``) must name a day and time that exist (the schema checks only their
+shape); and no two records may be ones DingTalk would
 take for the same to-do: the same userid, title and form twice (errcode 854001).
 
 ``TaskChecks`` keeps of each task only what these checks need (its key, its place and whom
