@@ -19,8 +19,8 @@ FormPairs = tuple[tuple[str, str], ...]
 
 Api = Literal["workrecord", "todo"]
 ON_WORKRECORD: frozenset[Api] = frozenset({"workrecord"})
-ON_TODO: frozenset[Api] = frozenset({"todo"})
-ON_BOTH: frozenset[Api] = ON_WORKRECORD | ON_TODO
+ON_V1: frozenset[Api] = frozenset({"todo"})
+ON_BOTH: frozenset[Api] = ON_WORKRECORD | ON_V1
 
 
 # How the task file writes a field, and so how the loader reads it into ``Content``: "text"
@@ -49,16 +49,16 @@ class Field(NamedTuple):
 FIELDS = (
     Field("title", ON_BOTH, in_place=True, readable=ON_BOTH),
     Field("url", ON_BOTH, readable=ON_BOTH),
-    Field("pc_url", ON_BOTH, readable=ON_TODO),
+    Field("pc_url", ON_BOTH, readable=ON_V1),
     Field("form", ON_WORKRECORD, readable=ON_WORKRECORD, kind="form"),
     Field("source_name", ON_WORKRECORD),
     Field("originator_userid", ON_WORKRECORD),
     Field("pc_open_type", ON_WORKRECORD, kind="integer"),
-    Field("description", ON_TODO, in_place=True),
-    Field("due_time", ON_TODO, in_place=True, readable=ON_TODO, kind="time"),
-    Field("priority", ON_TODO, readable=ON_TODO, kind="priority"),
-    Field("ding", ON_TODO, compared=False, kind="flag"),
-    Field("creator_userid", ON_TODO),
+    Field("description", ON_V1, in_place=True),
+    Field("due_time", ON_V1, in_place=True, readable=ON_V1, kind="time"),
+    Field("priority", ON_V1, readable=ON_V1, kind="priority"),
+    Field("ding", ON_V1, compared=False, kind="flag"),
+    Field("creator_userid", ON_V1),
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 # Fields of a to-do that dingsync sends and compares; their order is the order of diffs.

@@ -24,7 +24,7 @@ from typing import cast
 from dingsync.errors import Problem
 from dingsync.model import FIELDS
 from dingsync.model import FIELDS_BY_NAME
-from dingsync.model import ON_TODO
+from dingsync.model import ON_V1
 from dingsync.model import text_length
 from dingsync.schemacheck import equal
 from dingsync.schemacheck import regex
@@ -301,7 +301,7 @@ def _on_one_of(error: ValidationError, path: Path) -> list[Translated]:
 def _other_api(name: str) -> str:
     """Why ``name`` may not stand in this file: it belongs to the other API."""
     field = FIELDS_BY_NAME.get(name)
-    if name == "on_removal" or (field is not None and field.apis == ON_TODO):
+    if name == "on_removal" or (field is not None and field.apis == ON_V1):
         return f"'{name}' is a field of the v1.0 to-do API: it needs 'api: todo' at the top"
     return (
         f"'{name}' is a field of the legacy workrecord API; a file with 'api: todo' cannot give it"

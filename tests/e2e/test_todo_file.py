@@ -20,7 +20,7 @@ from tests.helpers import state_doc
 
 STATE = Path("state/tasks.state.json")
 
-TODO = """
+V1_TASKS = """
     version: 1
     api: todo
     namespace: onboarding
@@ -51,7 +51,7 @@ def ids(workdir: Path) -> dict[str, str]:
     return {a: r["record_id"] for a, r in state_doc(workdir / STATE)["records"].items()}
 
 
-def applied(workdir: Path, body: str = TODO) -> dict[str, str]:
+def applied(workdir: Path, body: str = V1_TASKS) -> dict[str, str]:
     write_tasks(workdir / "tasks.yaml", body)
     run = dingsync("apply", "-y")
     assert run.code == 0, run.err
@@ -59,7 +59,7 @@ def applied(workdir: Path, body: str = TODO) -> dict[str, str]:
 
 
 def test_a_todo_file_is_valid(workdir):
-    write_tasks(workdir / "tasks.yaml", TODO)
+    write_tasks(workdir / "tasks.yaml", V1_TASKS)
     run = dingsync("validate", "--json")
     assert run.code == 0, run.err
     assert run.json()["records"] == 3
@@ -116,7 +116,7 @@ def test_a_second_apply_changes_nothing_and_resolves_no_userid_again(workdir, em
 def test_a_new_task_reads_the_creators_open_list_once(workdir, emulator):
     applied(workdir)
     grown = (
-        TODO
+        V1_TASKS
         + """
       - key: badge
         userid: bob02
@@ -137,7 +137,7 @@ def test_a_new_task_reads_the_creators_open_list_once(workdir, emulator):
 def test_title_description_and_due_time_are_updated_in_place(workdir, emulator):
     made = applied(workdir)
     changed = (
-        TODO.replace("领取笔记本电脑和显示器", "领取笔记本电脑")
+        V1_TASKS.replace("领取笔记本电脑和显示器", "领取笔记本电脑")
         .replace("到三楼", "到二楼")
         .replace("2026-12-05", "2026-12-08")
     )
@@ -156,7 +156,7 @@ def test_title_description_and_due_time_are_updated_in_place(workdir, emulator):
 
 def test_a_create_only_field_is_replaced_and_the_old_todo_deleted(workdir, emulator):
     made = applied(workdir)
-    write_tasks(workdir / "tasks.yaml", TODO.replace("priority: high", "priority: urgent"))
+    write_tasks(workdir / "tasks.yaml", V1_TASKS.replace("priority: high", "priority: urgent"))
     run = dingsync("apply", "-y")
     assert run.code == 0, run.err
     now = ids(workdir)
@@ -171,7 +171,7 @@ def test_a_create_only_field_is_replaced_and_the_old_todo_deleted(workdir, emula
 
 def test_a_removed_task_is_completed_or_deleted_as_on_removal_says(workdir, emulator):
     made = applied(workdir)
-    without_nda = TODO.split("      - key: nda")[0]
+    without_nda = V1_TASKS.split("      - key: nda")[0]
     write_tasks(workdir / "tasks.yaml", without_nda)
     assert dingsync("apply", "-y").code == 0
     assert todos(emulator)[made["nda@alice01"]]["done"] is True
@@ -188,11 +188,11 @@ def test_a_removed_task_is_completed_or_deleted_as_on_removal_says(workdir, emul
 
 def test_done_in_the_file_completes_and_open_again_reopens_the_same_todo(workdir, emulator):
     made = applied(workdir)
-    done = TODO.replace("title: 签署保密协议\n", "title: 签署保密协议\n        status: done\n")
+    done = V1_TASKS.replace("title: 签署保密协议\n", "title: 签署保密协议\n        status: done\n")
     write_tasks(workdir / "tasks.yaml", done)
     assert dingsync("apply", "-y").code == 0
     assert todos(emulator)[made["nda@alice01"]]["done"] is True
-    write_tasks(workdir / "tasks.yaml", TODO)
+    write_tasks(workdir / "tasks.yaml", V1_TASKS)
     plan = dingsync("plan")
     assert "↺ reopen  nda@alice01" in plan.out, plan.out
     assert "Plan: 1 to reopen." in plan.out
@@ -238,7 +238,7 @@ def test_a_todo_deleted_on_dingtalk_is_recreated_with_a_new_source_id(workdir, e
 
 def test_an_unknown_userid_fails_its_records_only(workdir, emulator):
     emulator.set_users(["alice01", "hrbot01"])
-    write_tasks(workdir / "tasks.yaml", TODO)
+    write_tasks(workdir / "tasks.yaml", V1_TASKS)
     run = dingsync("apply", "-y")
     assert run.code == 1
     assert "laptop@bob02" in run.err and "not a userid of this organisation" in run.err
@@ -260,7 +260,7 @@ def test_a_state_of_the_other_api_is_refused_with_the_way_out(workdir, emulator)
     write_tasks(workdir / "tasks.yaml", legacy)
     assert dingsync("apply", "-y").code == 0
     before = (workdir / STATE).read_bytes()
-    write_tasks(workdir / "tasks.yaml", TODO)
+    write_tasks(workdir / "tasks.yaml", V1_TASKS)
     for args in (("plan",), ("apply", "-y"), ("apply", "-y", "--force")):
         run = dingsync(*args)
         assert run.code == 1, args
@@ -272,7 +272,7 @@ def test_a_state_of_the_other_api_is_refused_with_the_way_out(workdir, emulator)
 
 def test_a_v1_subject_may_be_longer_than_a_legacy_title(workdir):
     long_title = "领" * 60
-    todo = TODO.replace("title: 签署保密协议", f"title: {long_title}")
+    todo = V1_TASKS.replace("title: 签署保密协议", f"title: {long_title}")
     write_tasks(workdir / "tasks.yaml", todo)
     assert dingsync("validate").code == 0
     write_tasks(
@@ -311,7 +311,7 @@ def test_state_rm_and_import_of_a_v1_todo(workdir, emulator):
 
 def test_a_lost_state_finds_replaced_and_completed_todos_by_source_id(workdir, emulator):
     made = applied(workdir)
-    write_tasks(workdir / "tasks.yaml", TODO.replace("priority: high", "priority: urgent"))
+    write_tasks(workdir / "tasks.yaml", V1_TASKS.replace("priority: high", "priority: urgent"))
     assert dingsync("apply", "-y").code == 0  # laptop: generation 1, generation 0 deleted
     current = ids(workdir)
     emulator.complete_todo(current["nda@alice01"])  # alice finishes her NDA
