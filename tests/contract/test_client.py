@@ -488,19 +488,6 @@ def test_rate_limit_on_every_attempt_escapes_as_rate_limit_error(
     assert len(pauses) == 2 and all(s > 0.5 for s in pauses)
 
 
-def test_a_retry_log_line_gives_no_advice_meant_for_the_final_failure(
-    emu: Emulator, make_client: MakeClient, transcript: Transcript
-) -> None:
-    emu.set_faults(rate=1.0, kinds=["qps-global"])
-    client = make_client(max_retries=1, sleep=lambda _s: None)
-    with pytest.raises(RateLimitError) as caught:
-        list(client.list_records("alice01", "open"))
-    retries = [line for line in transcript.lines if line.startswith("retry ")]
-    assert retries and "90002" in retries[0]
-    assert "run again" not in retries[0]
-    assert "run again" in str(caught.value)  # the final failure keeps its advice
-
-
 def test_rate_limited_create_is_retried(emu: Emulator, make_client: MakeClient) -> None:
     # A rate-limit answer is a refusal: nothing was stored, so the create may go again.
     emu.set_faults(rate=0.5, kinds=["qps-global"], seed=3)

@@ -121,6 +121,11 @@ def test_rate_limit_says_dingsync_already_slowed_down(
     assert "90002" in text
     assert "slowed down and retried on its own" in text
     assert "--max-qps" in text
+    # A retry's log line gives no advice meant for the final failure, which keeps it.
+    retries = [line for line in transcript.lines if line.startswith("retry ")]
+    assert retries and "90002" in retries[0]
+    assert "run again" not in retries[0]
+    assert "run again" in text
 
 
 def test_monthly_quota_says_when_calls_work_again_and_how_to_spend_less(
